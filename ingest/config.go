@@ -1,0 +1,52 @@
+package ingest
+
+import (
+	"errors"
+	"time"
+)
+
+// Limits bound what a single message may be; the decoder enforces them.
+type Limits struct {
+	MaxPayload   int           `yaml:"max_payload"`    // bytes per MQTT payload
+	MaxSnapshot  int           `yaml:"max_snapshot"`   // decoded bytes of a camera snapshot_jpeg
+	MaxFuture    time.Duration `yaml:"max_future"`     // how far ts may be ahead of gateway time
+	MaxPast      time.Duration `yaml:"max_past"`       // how far ts may lag (devices that buffered while offline)
+}
+
+// Config is the "ingest" section.
+type Config struct {
+	Limits      `yaml:",inline"`
+	QueueSize   int    `yaml:"queue_size"`   // messages between MQTT handler and the pipeline (external broker)
+	BatchSize   int    `yaml:"batch_size"`   // readings appended to the spool per write
+	DeadLetter  bool   `yaml:"dead_letter"`  // publish rejects to fire/deadletter/{reason}
+	TopicPrefix string `yaml:"topic_prefix"` // first topic level, "fire"
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Limits:    Limits{MaxPayload: 256 << 10, MaxSnapshot: 192 << 10, MaxFuture: 5 * time.Minute, MaxPast: 7 * 24 * time.Hour},
+		QueueSize: 4096, BatchSize: 512, DeadLetter: true, TopicPrefix: "fire",
+	}
+}
+
+// Validate names the first bad key.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxPayload < 256:
+		return errors.New("max_payload: must be >= 256")
+	case c.MaxSnapshot < 0 || c.MaxSnapshot > c.MaxPayload:
+		return errors.New("max_snapshot: must be 0..max_payload")
+	case c.MaxFuture < 0:
+		return errors.New("max_future: must be >= 0")
+	case c.MaxPast <= 0:
+		return errors.New("max_past: must be > 0")
+	case c.QueueSize < 1:
+		return errors.New("queue_size: must be >= 1")
+	case c.BatchSize < 1:
+		return errors.New("batch_size: must be >= 1")
+	case c.TopicPrefix == "":
+		return errors.New("topic_prefix: must be set")
+	}
+	return nil
+}

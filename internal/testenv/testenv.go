@@ -1,0 +1,314 @@
+// Package testenv starts the real components that integration tests run
+// against — influxd 1.8 and Mosquitto — on loopback, on free ports, in temp
+// directories, and stops them when the test ends. A missing binary fails the
+// test (CI installs them; see .ci/run): integration tests never skip silently.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ModuleRoot is the repository root (the folder holding go.mod).
+func ModuleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// LookBinary finds a program on PATH, in the repo's ./bin, or in GOPATH/bin.
+func LookBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	cands := []string{filepath.Join(ModuleRoot(), "bin", name)}
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		cands = append(cands, filepath.Join(gp, "bin", name))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		cands = append(cands, filepath.Join(home, "go", "bin", name))
+	}
+	for _, c := range cands {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found on PATH, in ./bin or GOPATH/bin (run .ci/run or `make deps`)", name)
+}
+
+// Process is a child server started for a test.
+type Process struct {
+	Cmd  *exec.Cmd
+	Addr string // host:port it serves on
+	Dir  string // its scratch directory
+	Log  *bytes.Buffer
+	args []string
+	t    testing.TB
+}
+
+// Stop terminates the process (SIGTERM, then SIGKILL after 5 s) and waits.
+func (p *Process) Stop() {
+	if p.Cmd == nil || p.Cmd.Process == nil || p.Cmd.ProcessState != nil {
+		return
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.Cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = p.Cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Kill ends the process with SIGKILL and waits.
+func (p *Process) Kill() {
+	if p.Cmd == nil || p.Cmd.Process == nil || p.Cmd.ProcessState != nil {
+		return
+	}
+	_ = p.Cmd.Process.Kill()
+	_ = p.Cmd.Wait()
+}
+
+// Restart starts the same command again (same dir, same port).
+func (p *Process) Restart() {
+	p.t.Helper()
+	p.Stop()
+	cmd := exec.Command(p.Cmd.Path, p.args...)
+	cmd.Dir = p.Dir
+	cmd.Stdout, cmd.Stderr = p.Log, p.Log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("restart %s: %v", p.Cmd.Path, err)
+	}
+	p.Cmd = cmd
+}
+
+func start(t testing.TB, bin string, dir string, args ...string) *Process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	log := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &Process{Cmd: cmd, Dir: dir, Log: log, args: args, t: t}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			out := log.String()
+			if len(out) > 4000 {
+				out = out[len(out)-4000:]
+			}
+			t.Logf("%s output (tail):\n%s", filepath.Base(bin), out)
+		}
+	})
+	return p
+}
+
+// Influx is a running influxd 1.8 with Flux and the v2 write/query API enabled.
+type Influx struct {
+	*Process
+	URL    string // http://127.0.0.1:port
+	Bucket string // "lookout/autogen"
+	DB     string // "lookout"
+}
+
+// StartInflux starts influxd 1.8.10 on a free loopback port with the database
+// "lookout" created, and waits until it answers.
+func StartInflux(t testing.TB) *Influx {
+	t.Helper()
+	bin, err := LookBinary("influxd")
+	if err != nil {
+		t.Fatalf("influxd: %v", err)
+	}
+	dir := t.TempDir()
+	httpPort, rpcPort := FreePort(t), FreePort(t)
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+  trace-logging-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:%d"
+  flux-enabled = true
+  log-enabled = false
+  max-body-size = 0
+[logging]
+  level = "warn"
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+`, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
+	cfg := filepath.Join(dir, "influxdb.conf")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, bin, dir, "-config", cfg)
+	in := &Influx{Process: p, URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), Bucket: "lookout/autogen", DB: "lookout"}
+	p.Addr = fmt.Sprintf("127.0.0.1:%d", httpPort)
+	in.WaitReady(t)
+	in.Query(t, "CREATE DATABASE lookout")
+	return in
+}
+
+// WaitReady waits up to 30 s for /ping to answer.
+func (in *Influx) WaitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(in.URL + "/ping")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("influxd did not become ready at %s", in.URL)
+}
+
+// Query runs an InfluxQL statement through the 1.x /query endpoint and returns the raw JSON.
+func (in *Influx) Query(t testing.TB, q string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, in.URL+"/query?db="+in.DB+"&q="+urlQuery(q), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("influx query %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("influx query %q: %s: %s", q, resp.Status, b.String())
+	}
+	return b.String()
+}
+
+// Count returns SELECT COUNT(field) FROM measurement, or 0 when it has no points.
+func (in *Influx) Count(t testing.TB, measurement, field string) int64 {
+	t.Helper()
+	out := in.Query(t, fmt.Sprintf(`SELECT COUNT(%q) FROM %q`, field, measurement))
+	// {"results":[{"statement_id":0,"series":[{"name":"m","columns":["time","count"],"values":[["1970-01-01T00:00:00Z",123]]}]}]}
+	i := strings.LastIndex(out, `",`)
+	if !strings.Contains(out, `"values"`) || i < 0 {
+		return 0
+	}
+	var n int64
+	fmt.Sscanf(out[i+2:], "%d", &n)
+	return n
+}
+
+func urlQuery(q string) string {
+	var b strings.Builder
+	for _, c := range []byte(q) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// Mosquitto is a running mosquitto broker.
+type Mosquitto struct {
+	*Process
+	URL  string // tcp://127.0.0.1:port
+	Port int
+}
+
+// StartMosquitto starts mosquitto on a free loopback port with anonymous access
+// (unless extra config lines say otherwise) and a large queue so persistent
+// sessions keep every message while the consumer is away.
+func StartMosquitto(t testing.TB, extraConf ...string) *Mosquitto {
+	t.Helper()
+	bin, err := LookBinary("mosquitto")
+	if err != nil {
+		if _, e := os.Stat("/usr/sbin/mosquitto"); e == nil {
+			bin = "/usr/sbin/mosquitto"
+		} else {
+			t.Fatalf("mosquitto: %v", err)
+		}
+	}
+	dir := t.TempDir()
+	port := FreePort(t)
+	conf := fmt.Sprintf(`listener %d 127.0.0.1
+user root
+persistence true
+persistence_location %s/
+autosave_interval 1
+max_queued_messages 0
+max_queued_bytes 0
+max_inflight_messages 0
+log_dest stderr
+log_type error
+log_type warning
+`, port, dir)
+	hasAuth := false
+	for _, l := range extraConf {
+		conf += l + "\n"
+		if strings.HasPrefix(strings.TrimSpace(l), "password_file") || strings.HasPrefix(strings.TrimSpace(l), "allow_anonymous") {
+			hasAuth = true
+		}
+	}
+	if !hasAuth {
+		conf += "allow_anonymous true\n"
+	}
+	cfg := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, bin, dir, "-c", cfg)
+	p.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	m := &Mosquitto{Process: p, URL: "tcp://" + p.Addr, Port: port}
+	WaitTCP(t, p.Addr, 10*time.Second)
+	return m
+}
+
+// WaitTCP waits until addr accepts TCP connections.
+func WaitTCP(t testing.TB, addr string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s after %s", addr, d)
+}

@@ -1,0 +1,17 @@
+// Package video relays live camera streams (WHIP, RTP, RTSP via ffmpeg) to WebRTC viewers over WHEP.
+package video
+
+// Config holds the video settings (YAML section "video"). Keep every field documented
+// with a yaml tag; env overrides are derived from the path (LOOKOUT_VIDEO_<KEY>).
+type Config struct {
+}
+
+// DefaultConfig returns the settings that make `make run` work.
+func DefaultConfig() Config {
+	return Config{}
+}
+
+// Validate reports the first bad setting, naming its key relative to the section.
+func (c Config) Validate() error {
+	return nil
+}

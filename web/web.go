@@ -1,0 +1,109 @@
+// Package web is Lookout's thin HTTP edge: a route table entry type, JSON
+// encoding, strict JSON decoding with body limits, and the one place where
+// domain errors (package errs kinds) become status codes and stable error codes.
+// Handlers decode, call a domain package, encode — nothing more.
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/lookoutfire/lookout/auth"
+	"github.com/lookoutfire/lookout/errs"
+)
+
+// Route is one row of the gateway's route table: method, Go 1.22 ServeMux pattern,
+// the role it requires and the handler. MaxBody caps the request body (0 = DefaultMaxBody).
+type Route struct {
+	Method  string
+	Pattern string // e.g. "/api/v1/devices/{id}"
+	Role    auth.Role
+	Handler http.HandlerFunc
+	MaxBody int64
+	// Audit names the action recorded in the audit log for state-changing routes
+	// ("" for reads). The auth middleware writes the entry after a 2xx reply.
+	Audit string
+}
+
+// DefaultMaxBody is the request body limit when a route sets none.
+const DefaultMaxBody = 1 << 20
+
+// ErrorBody is the JSON shape of every error reply: a stable machine code and a
+// message safe to show (no internal detail).
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// JSON writes v as JSON with the given status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// Error writes err as a JSON error reply. Kinds from package errs map to status
+// codes; anything else is a 500 whose detail is logged, not sent.
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := Status(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		slog.Error("http handler failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	var body ErrorBody
+	body.Error.Code = code
+	body.Error.Message = msg
+	JSON(w, status, body)
+}
+
+// Status maps an error to an HTTP status and a stable error code.
+func Status(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, errs.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, errs.ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, errs.ErrInvalid):
+		return http.StatusBadRequest, "invalid"
+	case errors.Is(err, errs.ErrConflict):
+		return http.StatusConflict, "conflict"
+	case errors.Is(err, errs.ErrUnauthorized):
+		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, errs.ErrForbidden):
+		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, errs.ErrRateLimited):
+		return http.StatusTooManyRequests, "rate_limited"
+	case errors.Is(err, errs.ErrUnavailable):
+		return http.StatusServiceUnavailable, "unavailable"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// Decode reads a JSON body strictly into v: unknown fields and trailing data are
+// errors (wrapped as errs.ErrInvalid), and an over-limit body is errs.ErrTooLarge.
+// The route's MaxBody is applied by the router before the handler runs.
+func Decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("request body: %w", errs.ErrTooLarge)
+		}
+		return fmt.Errorf("request body: %v: %w", err, errs.ErrInvalid)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("request body: trailing data after JSON value: %w", errs.ErrInvalid)
+	}
+	return nil
+}
