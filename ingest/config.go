@@ -7,10 +7,10 @@ import (
 
 // Limits bound what a single message may be; the decoder enforces them.
 type Limits struct {
-	MaxPayload   int           `yaml:"max_payload"`    // bytes per MQTT payload
-	MaxSnapshot  int           `yaml:"max_snapshot"`   // decoded bytes of a camera snapshot_jpeg
-	MaxFuture    time.Duration `yaml:"max_future"`     // how far ts may be ahead of gateway time
-	MaxPast      time.Duration `yaml:"max_past"`       // how far ts may lag (devices that buffered while offline)
+	MaxPayload  int           `yaml:"max_payload"`  // bytes per MQTT payload
+	MaxSnapshot int           `yaml:"max_snapshot"` // decoded bytes of a camera snapshot_jpeg
+	MaxFuture   time.Duration `yaml:"max_future"`   // how far ts may be ahead of gateway time
+	MaxPast     time.Duration `yaml:"max_past"`     // how far ts may lag (devices that buffered while offline)
 }
 
 // Config is the "ingest" section.

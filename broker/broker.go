@@ -1,0 +1,152 @@
+// Package broker runs the embedded MQTT broker (mochi-mqtt) that field devices
+// connect to when no external broker is configured, and hands every device
+// publish to the ingest pipeline in-process — synchronously, before the broker
+// sends PUBACK, so a QoS 1 message is acknowledged only once its reading is
+// durable or dead-lettered.
+package broker
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Handler consumes one device publish. It returns nil once the message is durable
+// or dead-lettered (the broker then acknowledges it); any error means "not
+// handled" and the broker withholds the acknowledgement so the device resends.
+type Handler func(topic string, payload []byte) error
+
+// Options configure the embedded broker.
+type Options struct {
+	Addr      string      // plain TCP listener, e.g. 127.0.0.1:1883; "" = none
+	TLSAddr   string      // TLS listener, e.g. :8883; "" = none
+	TLSConfig *tls.Config // required with TLSAddr
+	Prefix    string      // device topic prefix ("fire"); only topics under it reach the Handler
+	// Reserved second-level topics under Prefix that the gateway itself publishes
+	// (dead letters, alerts) and that must not be consumed as readings.
+	Reserved []string
+	Hooks    []mqtt.Hook // extra hooks (authentication, ACL, packet guard), added before the ingest hook
+	Logger   *slog.Logger
+	// MaxPacketSize caps any MQTT packet (0 = broker default, unlimited).
+	MaxPacketSize uint32
+	// ReceiveMaximum caps QoS>0 messages in flight per client.
+	ReceiveMaximum uint16
+}
+
+// Broker is the embedded broker.
+type Broker struct {
+	srv  *mqtt.Server
+	opts Options
+}
+
+// New builds a broker; Start opens its listeners.
+func New(opts Options, h Handler) (*Broker, error) {
+	if h == nil {
+		return nil, errors.New("broker: nil handler")
+	}
+	if opts.Addr == "" && opts.TLSAddr == "" {
+		return nil, errors.New("broker: no listener address")
+	}
+	if opts.TLSAddr != "" && opts.TLSConfig == nil {
+		return nil, errors.New("broker: tls listener without tls config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	if opts.MaxPacketSize > 0 {
+		caps.MaximumPacketSize = opts.MaxPacketSize
+	}
+	if opts.ReceiveMaximum > 0 {
+		caps.ReceiveMaximum = opts.ReceiveMaximum
+	}
+	srv := mqtt.New(&mqtt.Options{
+		InlineClient: true,
+		Capabilities: caps,
+		Logger:       opts.Logger.With("component", "mqtt-broker"),
+	})
+	b := &Broker{srv: srv, opts: opts}
+	for _, hk := range opts.Hooks {
+		if err := srv.AddHook(hk, nil); err != nil {
+			return nil, fmt.Errorf("broker: add hook %s: %w", hk.ID(), err)
+		}
+	}
+	if err := srv.AddHook(&ingestHook{prefix: opts.Prefix + "/", reserved: opts.Reserved, handle: h, log: opts.Logger}, nil); err != nil {
+		return nil, fmt.Errorf("broker: add ingest hook: %w", err)
+	}
+	if opts.Addr != "" {
+		if err := srv.AddListener(listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: opts.Addr})); err != nil {
+			return nil, fmt.Errorf("broker: listener %s: %w", opts.Addr, err)
+		}
+	}
+	if opts.TLSAddr != "" {
+		if err := srv.AddListener(listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tls", Address: opts.TLSAddr, TLSConfig: opts.TLSConfig})); err != nil {
+			return nil, fmt.Errorf("broker: listener %s: %w", opts.TLSAddr, err)
+		}
+	}
+	return b, nil
+}
+
+// Server exposes the mochi server for hooks that need it (e.g. to count clients).
+func (b *Broker) Server() *mqtt.Server { return b.srv }
+
+// Start opens the listeners and serves in the background.
+func (b *Broker) Start() error {
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	return nil
+}
+
+// Publish sends a message from the gateway itself (dead letters, alerts). It
+// bypasses ACLs, like any inline client.
+func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	return b.srv.Publish(topic, payload, retain, qos)
+}
+
+// Clients reports connected client count (for /readyz and metrics).
+func (b *Broker) Clients() int { return b.srv.Clients.Len() }
+
+// Close stops the listeners and disconnects clients.
+func (b *Broker) Close() error { return b.srv.Close() }
+
+// ingestHook hands device publishes to the pipeline before the broker acks them.
+type ingestHook struct {
+	mqtt.HookBase
+	prefix   string
+	reserved []string
+	handle   Handler
+	log      *slog.Logger
+}
+
+func (h *ingestHook) ID() string { return "lookout-ingest" }
+
+func (h *ingestHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublish}, []byte{b})
+}
+
+// OnPublish runs on the publishing client's read loop, before PUBACK. Blocking
+// here (a full spool) stops reading from that client: backpressure, not loss.
+func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || !strings.HasPrefix(pk.TopicName, h.prefix) {
+		return pk, nil
+	}
+	rest := pk.TopicName[len(h.prefix):]
+	for _, r := range h.reserved {
+		if strings.HasPrefix(rest, r+"/") || rest == r {
+			return pk, nil
+		}
+	}
+	if err := h.handle(pk.TopicName, pk.Payload); err != nil {
+		h.log.Warn("reading not stored; withholding ack", "client", cl.ID, "topic", pk.TopicName, "err", err)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}

@@ -1,0 +1,302 @@
+package ingest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookoutfire/lookout/clock"
+)
+
+// Admitter is the device registry as the pipeline sees it: it applies the
+// unknown-device policy and class check, records last-seen/battery/rssi/firmware
+// and fills the reading's position and zone. It must be fast and never do I/O.
+type Admitter interface {
+	Admit(r *Reading) error
+}
+
+// Tagger adds geographic tags (zone, forest) from the reading's position.
+type Tagger interface {
+	Tag(r *Reading)
+}
+
+// Appender is the durable spool: Append returns once the records would survive
+// a process crash, and blocks (never drops) while the spool is full.
+type Appender interface {
+	Append(ctx context.Context, recs ...[]byte) error
+}
+
+// Encoder renders a reading as one InfluxDB line appended to dst.
+type Encoder func(dst []byte, r *Reading) []byte
+
+// Observer sees every stored reading (alerting). Observe must not block: the
+// observer owns its own bounded queue and overflow policy.
+type Observer interface {
+	Observe(r Reading)
+}
+
+// Publisher sends the gateway's own MQTT messages (dead letters).
+type Publisher interface {
+	Publish(topic string, payload []byte) error
+}
+
+// Message is one MQTT message handed to the pipeline.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// Deps are the stages a Pipeline drives. Admitter, Tagger, Publisher and
+// Observers may be nil; Appender and Encode are required.
+type Deps struct {
+	Admitter  Admitter
+	Tagger    Tagger
+	Appender  Appender
+	Encode    Encoder
+	Publisher Publisher
+	Observers []Observer
+	Clock     clock.Clock
+	// SnapshotDir receives camera snapshots as files; "" disables saving them.
+	SnapshotDir string
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
+// Pipeline validates, admits, tags and durably spools readings. It is safe for
+// concurrent use: the embedded broker calls Handle from every client's goroutine.
+type Pipeline struct {
+	cfg  Config
+	deps Deps
+	m    pipelineMetrics
+	lim  *logLimiter
+
+	accepted, rejected atomic.Uint64
+	bufs               sync.Pool
+}
+
+type pipelineMetrics struct {
+	messages   *prometheus.CounterVec // by class and result
+	rejected   *prometheus.CounterVec // by reason
+	deadFailed prometheus.Counter
+	batchSize  prometheus.Histogram
+}
+
+// NewPipeline checks deps and registers metrics.
+func NewPipeline(cfg Config, deps Deps) (*Pipeline, error) {
+	if deps.Appender == nil || deps.Encode == nil {
+		return nil, errors.New("ingest: pipeline needs an appender and an encoder")
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	p := &Pipeline{cfg: cfg, deps: deps, lim: newLogLimiter(time.Second)}
+	p.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	p.m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_ingest_messages_total",
+		Help: "MQTT messages handled, by device class and result (stored, rejected)."}, []string{"class", "result"})
+	p.m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_ingest_rejected_total",
+		Help: "Rejected messages by reason; each is dead-lettered to fire/deadletter/{reason}."}, []string{"reason"})
+	p.m.deadFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_ingest_deadletter_failed_total",
+		Help: "Dead letters that could not be published (the rejection is still counted and logged)."})
+	p.m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lookout_ingest_batch_size",
+		Help: "Readings appended to the spool per write.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)})
+	for _, r := range Reasons {
+		p.m.rejected.WithLabelValues(string(r))
+	}
+	for _, c := range []prometheus.Collector{p.m.messages, p.m.rejected, p.m.deadFailed, p.m.batchSize} {
+		if err := deps.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("ingest: metrics: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Counts returns how many messages were accepted and rejected so far.
+func (p *Pipeline) Counts() (accepted, rejected uint64) {
+	return p.accepted.Load(), p.rejected.Load()
+}
+
+// Handle processes one message. It returns nil when the reading is durable in
+// the spool or the message was rejected and dead-lettered; an error means the
+// message was NOT handled (context ended, spool failure) and must not be acked.
+func (p *Pipeline) Handle(ctx context.Context, topic string, payload []byte) error {
+	return p.HandleBatch(ctx, []Message{{Topic: topic, Payload: payload}})
+}
+
+// HandleBatch processes messages in order with one spool append for all the
+// accepted ones. The result is all-or-nothing for acknowledgement purposes.
+func (p *Pipeline) HandleBatch(ctx context.Context, msgs []Message) error {
+	now := p.deps.Clock.Now()
+	bp := p.bufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	recs := make([][]byte, 0, len(msgs))
+	readings := make([]Reading, 0, len(msgs))
+	for _, m := range msgs {
+		r, err := p.prepare(m, now)
+		if err != nil {
+			p.reject(m, err, now)
+			continue
+		}
+		start := len(buf)
+		buf = p.deps.Encode(buf, &r)
+		recs = append(recs, buf[start:len(buf):len(buf)])
+		readings = append(readings, r)
+	}
+	var err error
+	if len(recs) > 0 {
+		p.m.batchSize.Observe(float64(len(recs)))
+		err = p.deps.Appender.Append(ctx, recs...)
+	}
+	*bp = buf[:0]
+	if cap(buf) <= 1<<20 { // don't pin huge buffers in the pool
+		p.bufs.Put(bp)
+	}
+	if err != nil {
+		return fmt.Errorf("ingest: spool append: %w", err)
+	}
+	for i := range readings {
+		r := &readings[i]
+		p.m.messages.WithLabelValues(string(r.Class), "stored").Inc()
+		for _, o := range p.deps.Observers {
+			o.Observe(*r)
+		}
+	}
+	p.accepted.Add(uint64(len(readings)))
+	return nil
+}
+
+// prepare decodes, admits and tags one message.
+func (p *Pipeline) prepare(m Message, now time.Time) (Reading, error) {
+	r, err := Decode(p.cfg.TopicPrefix, m.Topic, m.Payload, now, p.cfg.Limits)
+	if err != nil {
+		return r, err
+	}
+	if p.deps.Admitter != nil {
+		if err := p.deps.Admitter.Admit(&r); err != nil {
+			return r, err
+		}
+	}
+	if p.deps.Tagger != nil {
+		p.deps.Tagger.Tag(&r)
+	}
+	if len(r.Snapshot) > 0 {
+		if name, err := p.saveSnapshot(&r); err != nil {
+			// The reading is still worth storing; the picture is not critical.
+			if p.lim.allow("snapshot") {
+				p.deps.Log.Warn("camera snapshot not saved", "device", r.DeviceID, "err", err)
+			}
+		} else {
+			r.Fields["snapshot_file"] = name
+		}
+		r.Snapshot = nil
+	}
+	return r, nil
+}
+
+// saveSnapshot writes a detection's JPEG under SnapshotDir/{device}/ and returns
+// its path relative to SnapshotDir.
+func (p *Pipeline) saveSnapshot(r *Reading) (string, error) {
+	if p.deps.SnapshotDir == "" {
+		return "", errors.New("snapshots disabled")
+	}
+	dir := filepath.Join(p.deps.SnapshotDir, r.DeviceID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	name := r.Time.UTC().Format("20060102T150405.000000000Z") + ".jpg"
+	if err := os.WriteFile(filepath.Join(dir, name), r.Snapshot, 0o644); err != nil {
+		return "", err
+	}
+	return r.DeviceID + "/" + name, nil
+}
+
+// DeadLetter is the JSON published to fire/deadletter/{reason}.
+type DeadLetter struct {
+	Topic      string    `json:"topic"`
+	Reason     Reason    `json:"reason"`
+	Field      string    `json:"field,omitempty"`
+	Detail     string    `json:"detail"`
+	PayloadB64 string    `json:"payload_b64"`
+	Received   time.Time `json:"received"`
+}
+
+func (p *Pipeline) reject(m Message, err error, now time.Time) {
+	var rj *Reject
+	if !errors.As(err, &rj) {
+		rj = &Reject{Reason: ReasonBadJSON, Detail: err.Error()}
+	}
+	p.rejected.Add(1)
+	p.m.rejected.WithLabelValues(string(rj.Reason)).Inc()
+	class := "unknown"
+	if parts := strings.SplitN(m.Topic, "/", 3); len(parts) >= 2 && Class(parts[1]).Valid() {
+		class = parts[1]
+	}
+	p.m.messages.WithLabelValues(class, "rejected").Inc()
+	if p.lim.allow(string(rj.Reason)) {
+		p.deps.Log.Warn("reading rejected", "topic", truncate(m.Topic, 200), "reason", rj.Reason, "field", rj.Field, "detail", truncate(rj.Detail, 200))
+	}
+	if !p.cfg.DeadLetter || p.deps.Publisher == nil {
+		return
+	}
+	payload := m.Payload
+	if len(payload) > p.cfg.MaxPayload {
+		payload = payload[:p.cfg.MaxPayload]
+	}
+	b, _ := json.Marshal(DeadLetter{Topic: m.Topic, Reason: rj.Reason, Field: rj.Field, Detail: rj.Detail,
+		PayloadB64: base64.StdEncoding.EncodeToString(payload), Received: now})
+	if err := p.deps.Publisher.Publish(p.cfg.TopicPrefix+"/deadletter/"+string(rj.Reason), b); err != nil {
+		p.m.deadFailed.Inc()
+		if p.lim.allow("deadletter") {
+			p.deps.Log.Warn("dead letter not published", "err", err)
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// logLimiter lets one log line per key through per interval, so a device
+// flooding bad messages cannot flood the log.
+type logLimiter struct {
+	mu    sync.Mutex
+	every time.Duration
+	last  map[string]time.Time
+}
+
+func newLogLimiter(every time.Duration) *logLimiter {
+	return &logLimiter{every: every, last: map[string]time.Time{}}
+}
+
+func (l *logLimiter) allow(key string) bool {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
+		return false
+	}
+	if len(l.last) > 1024 {
+		clear(l.last)
+	}
+	l.last[key] = now
+	return true
+}
