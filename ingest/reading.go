@@ -101,18 +101,20 @@ const (
 	ReasonTooLarge       Reason = "too_large"       // payload over the size limit
 	ReasonBadJSON        Reason = "bad_json"        // not a JSON object, or trailing garbage
 	ReasonMissingField   Reason = "missing_field"   // a required field is absent
-	ReasonBadType        Reason = "bad_type"        // a field has the wrong JSON type, or is unknown
+	ReasonBadType        Reason = "bad_type"        // a field has the wrong JSON type (or is null)
 	ReasonOutOfRange     Reason = "out_of_range"    // a value outside its physical range, NaN or Inf
 	ReasonBadTimestamp   Reason = "bad_timestamp"   // ts unparsable, or too far in the future
 	ReasonDeviceMismatch Reason = "device_mismatch" // payload device_id differs from the topic's
 	ReasonUnknownDevice  Reason = "unknown_device"  // not in the registry and policy is reject
 	ReasonClassMismatch  Reason = "class_mismatch"  // registry says the device is of another class
 	ReasonBadSnapshot    Reason = "bad_snapshot"    // snapshot_jpeg not base64 JPEG, or too large
+	ReasonUnknownField   Reason = "unknown_field"   // a field the protocol does not define for this class and kind
 )
 
 // Reasons lists every reason, so metrics can be pre-registered at zero.
 var Reasons = []Reason{ReasonBadTopic, ReasonTooLarge, ReasonBadJSON, ReasonMissingField, ReasonBadType,
-	ReasonOutOfRange, ReasonBadTimestamp, ReasonDeviceMismatch, ReasonUnknownDevice, ReasonClassMismatch, ReasonBadSnapshot}
+	ReasonOutOfRange, ReasonBadTimestamp, ReasonDeviceMismatch, ReasonUnknownDevice, ReasonClassMismatch, ReasonBadSnapshot,
+	ReasonUnknownField}
 
 // Reject is the error for a message that will not be stored. Callers branch on
 // Reason via errors.As; Field and Detail make the log line and dead-letter useful.
