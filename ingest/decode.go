@@ -208,7 +208,7 @@ func (d *decoder) field(f *fieldSpec, v jval) *Reject {
 		if f.typ == tInt && x != math.Trunc(x) {
 			return Rejectf(ReasonBadType, f.name, "%s is not an integer", quoteTrunc(string(v.raw)))
 		}
-		if rej := inRange(f, x, ""); rej != nil {
+		if rej := inRange(f, x, 0); rej != nil {
 			return rej
 		}
 		d.fields[f.name] = x
@@ -266,7 +266,7 @@ func (d *decoder) field(f *fieldSpec, v jval) *Reject {
 			return Rejectf(ReasonOutOfRange, f.name, "has %d values, want %d..%d (one per channel)", n, f.minLen, f.maxLen)
 		}
 		for i := 0; i < n; i++ {
-			if rej := inRange(f, buf[i], fmt.Sprint("element ", i+1, " = ")); rej != nil {
+			if rej := inRange(f, buf[i], i+1); rej != nil {
 				return rej
 			}
 		}
@@ -340,8 +340,14 @@ func numbers(name string, raw []byte, buf []float64) (int, *Reject) {
 	}
 }
 
-func inRange(f *fieldSpec, x float64, what string) *Reject {
+// inRange checks x against f's bounds; elem is the 1-based array index, 0 for
+// a scalar.
+func inRange(f *fieldSpec, x float64, elem int) *Reject {
 	if x < f.min || x > f.max || (f.minOpen && x == f.min) {
+		what := ""
+		if elem > 0 {
+			what = fmt.Sprint("element ", elem, " = ")
+		}
 		lo := "["
 		if f.minOpen {
 			lo = "("
