@@ -1,0 +1,51 @@
+# Lookout — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+INFLUXD_VERSION := v1.8.10
+export GOFLAGS := -buildvcs=false
+
+.PHONY: run test vet build deps influxd bench-ingest bench-geo bench-alert bench-hotspots bench-video clean fuzz-smoke
+
+## run: the whole system on embedded defaults (influxd, gateway with embedded broker, simulator). Ctrl-C stops all.
+run: build influxd
+	@scripts/run.sh
+
+## test: vet and every test (integration tests start real influxd, mosquitto, ffmpeg, chromium).
+test: influxd
+	$(GO) vet ./...
+	PATH="$(BIN):$$PATH" $(GO) test -race -timeout 25m ./...
+
+vet:
+	$(GO) vet ./...
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/gateway ./gateway
+	$(GO) build -o $(BIN)/firmware-sim ./firmware-sim
+
+## deps / influxd: InfluxDB 1.8 (pure Go, serves the v2 write and Flux API) into ./bin unless already installed.
+deps: influxd
+influxd:
+	@if [ -x "$(BIN)/influxd" ]; then :; \
+	elif command -v influxd >/dev/null 2>&1; then mkdir -p $(BIN) && ln -sf "$$(command -v influxd)" $(BIN)/influxd; \
+	else echo "installing influxd $(INFLUXD_VERSION) into ./bin (go install, takes a few minutes once)"; \
+	     mkdir -p $(BIN) && GOBIN=$(BIN) GOFLAGS= $(GO) install github.com/influxdata/influxdb/cmd/influxd@$(INFLUXD_VERSION); fi
+
+## bench-ingest: drain N readings queued in Mosquitto through Lookout vs Telegraf vs a bare paho subscriber.
+bench-ingest: build influxd
+	@scripts/bench-ingest.sh
+
+bench-geo:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./geo
+
+bench-hotspots:
+	$(GO) test -run '^$$' -bench Import ./hotspot
+
+bench-alert: build influxd
+	@scripts/bench-alert.sh
+
+-include video/bench.mk
+
+clean:
+	rm -rf var bin

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lookoutfire/lookout/broker"
+	"github.com/lookoutfire/lookout/clock"
+	"github.com/lookoutfire/lookout/config"
+	"github.com/lookoutfire/lookout/events"
+	"github.com/lookoutfire/lookout/ingest"
+	"github.com/lookoutfire/lookout/registry"
+	"github.com/lookoutfire/lookout/spool"
+	"github.com/lookoutfire/lookout/store"
+	"github.com/lookoutfire/lookout/tsdb"
+)
+
+// reservedTopics are second-level topics under the prefix that the gateway
+// publishes itself; they are never consumed as readings.
+var reservedTopics = []string{"deadletter", "alerts", "cmd"}
+
+// App is one running gateway: every component, wired once, started by Run.
+type App struct {
+	cfg config.Config
+	log *slog.Logger
+	reg *prometheus.Registry
+	clk clock.Clock
+	db  *sql.DB
+	pub events.Publisher
+
+	devices  *registry.Registry
+	spool    *spool.Spool
+	writer   *tsdb.Writer
+	pipeline *ingest.Pipeline
+	broker   *broker.Broker   // embedded mode
+	consumer *ingest.Consumer // external-broker mode
+	guard    Guard
+
+	// --- geo ---
+	// --- alerting ---
+	// --- hotspots ---
+	// --- video ---
+	// --- security ---
+
+	apiAddr, opsAddr net.Addr // bound addresses, known after Run starts listening
+	started          chan struct{}
+	closers          []func() error
+}
+
+// NewApp builds every component from cfg. Nothing listens until Run.
+func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+	a = &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), clk: clock.Real{}, started: make(chan struct{}),
+		pub: events.Discard{}, guard: openGuard{}}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if a.db, err = store.Open(filepath.Join(cfg.DataDir, "lookout.db")); err != nil {
+		return a, err
+	}
+	a.closers = append(a.closers, a.db.Close)
+
+	// --- registry ---
+	if a.devices, err = registry.Open(ctx, a.db, cfg.Registry, a.clk, a.pub, a.reg, log.With("component", "registry")); err != nil {
+		return a, err
+	}
+	if cfg.Registry.Seed != "" {
+		n, err := a.devices.ImportFile(ctx, cfg.Registry.Seed)
+		if err != nil {
+			return a, fmt.Errorf("registry seed: %w", err)
+		}
+		log.Info("device registry seeded", "file", cfg.Registry.Seed, "devices", n)
+	}
+
+	// --- spool and InfluxDB writer ---
+	if a.spool, err = spool.Open(cfg.SpoolDir(), cfg.Spool, a.reg); err != nil {
+		return a, err
+	}
+	a.closers = append(a.closers, a.spool.Close)
+	if a.writer, err = tsdb.NewWriter(cfg.Influx, a.spool, a.reg, log.With("component", "influx")); err != nil {
+		return a, err
+	}
+
+	// --- geo ---
+	// --- alerting ---
+	// --- hotspots ---
+	// --- video ---
+	// --- security ---
+
+	// --- ingest ---
+	deps := ingest.Deps{
+		Admitter:    a.devices,
+		Appender:    a.spool,
+		Encode:      tsdb.EncodeReading,
+		Clock:       a.clk,
+		SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		Log:         log.With("component", "ingest"),
+		Registerer:  a.reg,
+	}
+	// --- geo tagger / alerting observer are added to deps here ---
+	if cfg.MQTT.URL == "" {
+		var dl deadLetters
+		deps.Publisher = &dl
+		if a.pipeline, err = ingest.NewPipeline(cfg.Ingest, deps); err != nil {
+			return a, err
+		}
+		a.broker, err = broker.New(broker.Options{
+			Addr:     cfg.MQTT.EmbeddedAddr,
+			Prefix:   cfg.Ingest.TopicPrefix,
+			Reserved: reservedTopics,
+			Hooks:    a.brokerHooks(),
+			Logger:   log,
+		}, func(topic string, payload []byte) error {
+			return a.pipeline.Handle(context.Background(), topic, payload)
+		})
+		if err != nil {
+			return a, err
+		}
+		dl.b = a.broker
+	} else {
+		var dl deadLetters
+		deps.Publisher = &dl
+		if a.pipeline, err = ingest.NewPipeline(cfg.Ingest, deps); err != nil {
+			return a, err
+		}
+		a.consumer, err = ingest.NewConsumer(ingest.ConsumerOptions{
+			URL: cfg.MQTT.URL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
+			SharedGroup: cfg.MQTT.SharedGroup, QoS: cfg.MQTT.QoS, KeepAlive: cfg.MQTT.KeepAlive,
+			ConnectRetry: cfg.MQTT.ConnectRetry, QueueSize: cfg.Ingest.QueueSize, BatchSize: cfg.Ingest.BatchSize,
+			Prefix: cfg.Ingest.TopicPrefix, Reserved: reservedTopics,
+		}, a.pipeline, a.reg, log.With("component", "mqtt"))
+		if err != nil {
+			return a, err
+		}
+		dl.c = a.consumer
+	}
+	return a, nil
+}
+
+// deadLetters publishes rejects through whichever broker connection the gateway has.
+type deadLetters struct {
+	b *broker.Broker
+	c *ingest.Consumer
+}
+
+func (d *deadLetters) Publish(topic string, payload []byte) error {
+	switch {
+	case d.b != nil:
+		return d.b.Publish(topic, payload, false, 1)
+	case d.c != nil:
+		return d.c.Publish(topic, payload)
+	}
+	return errors.New("no broker")
+}
+
+// Run starts every component and serves until ctx ends, then shuts down in
+// order: stop intake, stop HTTP, let the writer finish its batch, close stores.
+func (a *App) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	// HTTP first, so /healthz answers while the rest starts.
+	api := apiMux(a.routes(), a.guard)
+	ops := opsMux(a.reg, a.ready)
+	var apiHandler http.Handler = api
+	if a.cfg.HTTP.OpsAddr == "" {
+		both := http.NewServeMux()
+		both.Handle("/", api)
+		both.Handle("/healthz", ops)
+		both.Handle("/readyz", ops)
+		both.Handle("/metrics", ops)
+		apiHandler = both
+	}
+	apiSrv, err := a.listen(a.cfg.HTTP.Addr, apiHandler, a.cfg.HTTP.TLSCert, a.cfg.HTTP.TLSKey, &a.apiAddr)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{apiSrv}
+	if a.cfg.HTTP.OpsAddr != "" {
+		opsSrv, err := a.listen(a.cfg.HTTP.OpsAddr, ops, "", "", &a.opsAddr)
+		if err != nil {
+			apiSrv.Close()
+			return err
+		}
+		servers = append(servers, opsSrv)
+	}
+
+	goRun("influx writer", a.writer.Run)
+	goRun("registry", a.devices.Run)
+	// --- background loops of other components start here ---
+
+	if a.broker != nil {
+		if err := a.broker.Start(); err != nil {
+			return err
+		}
+		a.log.Info("embedded MQTT broker listening", "addr", a.cfg.MQTT.EmbeddedAddr)
+	} else {
+		goRun("mqtt consumer", a.consumer.Run)
+	}
+	goRun("rate log", a.rateLog)
+	close(a.started)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		a.log.Error("component failed; shutting down", "err", runErr)
+	}
+	// Stop intake first: the broker stops acking, so nothing half-done is acked.
+	if a.broker != nil {
+		_ = a.broker.Close()
+	}
+	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	for _, s := range servers {
+		_ = s.Shutdown(shutCtx)
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+func (a *App) listen(addr string, h http.Handler, cert, key string, bound *net.Addr) (*http.Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", addr, err)
+	}
+	*bound = l.Addr()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	go func() {
+		var err error
+		if cert != "" {
+			err = srv.ServeTLS(l, cert, key)
+		} else {
+			err = srv.Serve(l)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server", "addr", addr, "err", err)
+		}
+	}()
+	a.log.Info("http listening", "addr", l.Addr().String(), "tls", cert != "")
+	return srv, nil
+}
+
+// ready reports broker and InfluxDB state for /readyz.
+func (a *App) ready() []readiness {
+	var rs []readiness
+	if a.broker != nil {
+		rs = append(rs, readiness{Name: "mqtt", Ready: true, Note: "embedded broker"})
+	} else if a.consumer != nil {
+		rs = append(rs, readiness{Name: "mqtt", Ready: a.consumer.Connected(), Note: a.cfg.MQTT.URL})
+	}
+	st := a.spool.Stats()
+	rs = append(rs, readiness{Name: "influxdb", Ready: a.writer.Healthy(),
+		Note: fmt.Sprintf("%s; spool %d bytes unsent", a.cfg.Influx.URL, st.Bytes)})
+	return rs
+}
+
+// rateLog prints one line every 10 s with what flowed, so an operator watching
+// `make run` sees readings arrive.
+func (a *App) rateLog(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	lastAcc, lastRej := a.pipeline.Counts()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			acc, rej := a.pipeline.Counts()
+			secs := now.Sub(last).Seconds()
+			st := a.spool.Stats()
+			a.log.Info("ingest", "readings_per_s", fmt.Sprintf("%.1f", float64(acc-lastAcc)/secs),
+				"rejected_per_s", fmt.Sprintf("%.1f", float64(rej-lastRej)/secs), "stored_total", acc, "rejected_total", rej,
+				"spool_bytes", st.Bytes, "influx_ok", a.writer.Healthy())
+			lastAcc, lastRej, last = acc, rej, now
+		}
+	}
+}
+
+// Close releases what NewApp opened, in reverse order.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.log.Warn("close", "err", err)
+		}
+	}
+	a.closers = nil
+}

@@ -1,0 +1,223 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ConsumerOptions configure the client of an external broker (Mosquitto, EMQX).
+type ConsumerOptions struct {
+	URL          string
+	ClientID     string // fixed, so the broker keeps our persistent session
+	Username     string
+	Password     string
+	TLS          *tls.Config
+	SharedGroup  string // "" = plain subscription; else $share/<group>/<prefix>/#
+	QoS          byte
+	KeepAlive    time.Duration
+	ConnectRetry time.Duration // max reconnect backoff
+	QueueSize    int           // bounded hand-off queue between paho and the pipeline
+	BatchSize    int           // messages per pipeline batch (one spool write)
+	Prefix       string        // "fire"
+	Reserved     []string      // second-level topics we publish ourselves and must skip
+}
+
+// Consumer subscribes to device topics on an external broker with a persistent
+// session (clean session off, fixed client id, QoS 1) and feeds the pipeline.
+//
+// paho delivers messages in order on one goroutine; our handler only hands each
+// message to a bounded queue (it never does I/O), and a worker acknowledges a
+// message only after the pipeline made it durable or dead-lettered it. Overflow
+// policy: the handler blocks when the queue is full. Because unacknowledged
+// messages count against the broker's in-flight window, size queue_size above the
+// broker's max in-flight (Mosquitto max_inflight_messages, EMQX max_inflight) and
+// the handler never blocks in practice: a slow spool simply stops the acks, and
+// the broker holds the backlog.
+type Consumer struct {
+	opts   ConsumerOptions
+	p      *Pipeline
+	log    *slog.Logger
+	client paho.Client
+	queue  chan paho.Message
+
+	connected atomic.Bool
+	depth     prometheus.GaugeFunc
+	reconns   prometheus.Counter
+}
+
+// NewConsumer prepares the client; Run connects.
+func NewConsumer(opts ConsumerOptions, p *Pipeline, reg prometheus.Registerer, log *slog.Logger) (*Consumer, error) {
+	if opts.URL == "" || opts.ClientID == "" {
+		return nil, errors.New("ingest: consumer needs a broker URL and a client id")
+	}
+	if opts.QueueSize < 1 {
+		opts.QueueSize = 4096
+	}
+	if opts.BatchSize < 1 {
+		opts.BatchSize = 512
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Consumer{opts: opts, p: p, log: log, queue: make(chan paho.Message, opts.QueueSize)}
+	c.depth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lookout_ingest_queue_depth",
+		Help: "Messages received from the external broker and not yet durable (bounded by ingest.queue_size)."},
+		func() float64 { return float64(len(c.queue)) })
+	c.reconns = prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_mqtt_connects_total",
+		Help: "Successful (re)connections to the external broker."})
+	if reg != nil {
+		for _, col := range []prometheus.Collector{c.depth, c.reconns} {
+			if err := reg.Register(col); err != nil {
+				return nil, fmt.Errorf("ingest: metrics: %w", err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Filter is the subscription filter, with the shared-subscription prefix if any.
+func (c *Consumer) Filter() string {
+	f := c.opts.Prefix + "/#"
+	if c.opts.SharedGroup != "" {
+		f = "$share/" + c.opts.SharedGroup + "/" + f
+	}
+	return f
+}
+
+// Connected reports whether the broker connection is up (for /readyz).
+func (c *Consumer) Connected() bool { return c.connected.Load() }
+
+// Publish sends a gateway message (dead letters) at QoS 1 without waiting:
+// paho retries it across reconnects.
+func (c *Consumer) Publish(topic string, payload []byte) error {
+	if c.client == nil {
+		return errors.New("ingest: consumer not connected")
+	}
+	c.client.Publish(topic, 1, false, payload)
+	return nil
+}
+
+// Run connects (retrying), consumes until ctx ends, then disconnects. Messages
+// not yet durable at shutdown are left unacknowledged for the broker to resend.
+func (c *Consumer) Run(ctx context.Context) error {
+	o := paho.NewClientOptions().AddBroker(c.opts.URL).SetClientID(c.opts.ClientID).
+		SetCleanSession(false).SetResumeSubs(true).SetOrderMatters(true).SetAutoAckDisabled(true).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(c.opts.ConnectRetry).SetKeepAlive(c.opts.KeepAlive).
+		SetMessageChannelDepth(uint(c.opts.QueueSize))
+	if c.opts.Username != "" {
+		o.SetUsername(c.opts.Username).SetPassword(c.opts.Password)
+	}
+	if c.opts.TLS != nil {
+		o.SetTLSConfig(c.opts.TLS)
+	}
+	handler := func(_ paho.Client, m paho.Message) {
+		select {
+		case c.queue <- m:
+		case <-ctx.Done():
+		}
+	}
+	// A persistent session delivers queued messages right after CONNACK, before
+	// our SUBSCRIBE is answered: the default handler catches those.
+	o.SetDefaultPublishHandler(handler)
+	o.SetOnConnectHandler(func(cl paho.Client) {
+		c.reconns.Inc()
+		tok := cl.Subscribe(c.Filter(), c.opts.QoS, handler)
+		go func() {
+			if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
+				c.connected.Store(true)
+				c.log.Info("mqtt subscribed", "broker", c.opts.URL, "filter", c.Filter(), "client_id", c.opts.ClientID)
+				return
+			}
+			c.log.Error("mqtt subscribe failed", "filter", c.Filter(), "err", tok.Error())
+		}()
+	})
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		c.connected.Store(false)
+		c.log.Warn("mqtt connection lost; reconnecting", "broker", c.opts.URL, "err", err)
+	})
+	c.client = paho.NewClient(o)
+	tok := c.client.Connect()
+	go func() {
+		tok.Wait()
+		if err := tok.Error(); err != nil {
+			c.log.Error("mqtt connect", "broker", c.opts.URL, "err", err)
+		}
+	}()
+	c.work(ctx)
+	c.connected.Store(false)
+	c.client.Disconnect(250)
+	return nil
+}
+
+// work drains the queue in batches: one pipeline call (one spool write) per
+// batch, then acks in order.
+func (c *Consumer) work(ctx context.Context) {
+	batch := make([]paho.Message, 0, c.opts.BatchSize)
+	msgs := make([]Message, 0, c.opts.BatchSize)
+	prefix := c.opts.Prefix + "/"
+	for {
+		batch, msgs = batch[:0], msgs[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-c.queue:
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < c.opts.BatchSize {
+			select {
+			case m := <-c.queue:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		for _, m := range batch {
+			if c.reserved(m.Topic(), prefix) {
+				continue
+			}
+			msgs = append(msgs, Message{Topic: m.Topic(), Payload: m.Payload()})
+		}
+		for len(msgs) > 0 {
+			err := c.p.HandleBatch(ctx, msgs)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return // unacked: the broker redelivers to our session
+			}
+			c.log.Error("ingest batch not stored; retrying", "err", err, "messages", len(msgs))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		for _, m := range batch {
+			m.Ack()
+		}
+	}
+}
+
+func (c *Consumer) reserved(topic, prefix string) bool {
+	if !strings.HasPrefix(topic, prefix) {
+		return true
+	}
+	rest := topic[len(prefix):]
+	for _, r := range c.opts.Reserved {
+		if strings.HasPrefix(rest, r+"/") || rest == r {
+			return true
+		}
+	}
+	return false
+}
