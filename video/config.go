@@ -1,17 +1,173 @@
 // Package video relays live camera streams (WHIP, RTP, RTSP via ffmpeg) to WebRTC viewers over WHEP.
+//
+// A tower camera's stream is received once and fanned out, without re-encoding,
+// to every control room that watches it: the limit is bandwidth, not CPU, and a
+// slow viewer must never slow the others, so every viewer has its own bounded
+// queue and its own drops.
 package video
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
 
 // Config holds the video settings (YAML section "video"). Keep every field documented
 // with a yaml tag; env overrides are derived from the path (LOOKOUT_VIDEO_<KEY>).
 type Config struct {
+	// ICEUDPPortMin/ICEUDPPortMax bound the ephemeral UDP ports used for ICE, so a
+	// firewall can open a known range. 0/0 = any port. Ignored when ICEUDPMuxPort is set.
+	ICEUDPPortMin uint16 `yaml:"ice_udp_port_min"`
+	ICEUDPPortMax uint16 `yaml:"ice_udp_port_max"`
+	// ICEUDPMuxPort, when non-zero, serves every peer connection on this one UDP
+	// port (easiest to forward through NAT). 0 = per-connection ports.
+	ICEUDPMuxPort int `yaml:"ice_udp_mux_port"`
+	// NAT1To1IPs are public addresses advertised instead of the host addresses when
+	// the gateway sits behind a 1:1 NAT (no STUN/TURN is ever used).
+	NAT1To1IPs []string `yaml:"nat_1to1_ips"`
+	// LoopbackOnly restricts ICE to 127.0.0.1 (tests, benchmarks, a single-host demo).
+	LoopbackOnly bool `yaml:"loopback_only"`
+	// MaxViewersPerCamera and MaxViewers cap WHEP sessions; past either a viewer gets 503.
+	MaxViewersPerCamera int `yaml:"max_viewers_per_camera"`
+	MaxViewers          int `yaml:"max_viewers"`
+	// RTSPGrace is how long an RTSP pull (ffmpeg) keeps running after the last viewer left,
+	// so a page reload does not restart the camera session.
+	RTSPGrace time.Duration `yaml:"rtsp_grace"`
+	// RTSPBackoffMax caps the restart backoff of a dying ffmpeg (1 s, 2 s, 4 s, … up to this).
+	RTSPBackoffMax time.Duration `yaml:"rtsp_backoff_max"`
+	// FFmpegPath is the ffmpeg binary used for RTSP pulls (Debian package "ffmpeg").
+	FFmpegPath string `yaml:"ffmpeg_path"`
+	// RTPBindIP is the address RTP ingest ports listen on ("" = all interfaces;
+	// LoopbackOnly forces 127.0.0.1).
+	RTPBindIP string `yaml:"rtp_bind_ip"`
+	// Sources configures cameras whose stream is pulled (RTSP) or pushed to a local
+	// UDP port (RTP/H.264). Cameras without an entry may publish over WHIP.
+	Sources []Source `yaml:"sources"`
+	// SourceTimeout marks a stream down when its source sends nothing for this long.
+	SourceTimeout time.Duration `yaml:"source_timeout"`
+	// PLIInterval is the minimum gap between keyframe requests sent to one source,
+	// however many viewers ask (a keyframe costs the camera's uplink).
+	PLIInterval time.Duration `yaml:"pli_interval"`
+	// ViewerQueue is the per-viewer packet queue; when full, new packets for that
+	// viewer only are dropped and counted.
+	ViewerQueue int `yaml:"viewer_queue"`
+}
+
+// Source is one camera's configured ingest: exactly one of RTSP or RTPPort.
+type Source struct {
+	Camera  string `yaml:"camera"`   // device id of the camera in the registry
+	RTSP    string `yaml:"rtsp"`     // rtsp:// URL pulled through ffmpeg on demand
+	RTPPort int    `yaml:"rtp_port"` // UDP port an encoder pushes RTP/H.264 to (payload type ignored)
 }
 
 // DefaultConfig returns the settings that make `make run` work.
 func DefaultConfig() Config {
-	return Config{}
+	return Config{
+		LoopbackOnly:        true,
+		MaxViewersPerCamera: 50,
+		MaxViewers:          200,
+		RTSPGrace:           30 * time.Second,
+		RTSPBackoffMax:      30 * time.Second,
+		FFmpegPath:          "ffmpeg",
+		SourceTimeout:       5 * time.Second,
+		PLIInterval:         time.Second,
+		ViewerQueue:         256,
+	}
 }
 
 // Validate reports the first bad setting, naming its key relative to the section.
 func (c Config) Validate() error {
+	if c.ICEUDPPortMin > c.ICEUDPPortMax || (c.ICEUDPPortMin == 0) != (c.ICEUDPPortMax == 0) {
+		return errors.New("ice_udp_port_min: must be <= ice_udp_port_max, both set or both 0")
+	}
+	if c.ICEUDPMuxPort < 0 || c.ICEUDPMuxPort > 65535 {
+		return errors.New("ice_udp_mux_port: must be 0..65535")
+	}
+	for i, ip := range c.NAT1To1IPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("nat_1to1_ips[%d]: %q is not an IP address", i, ip)
+		}
+	}
+	if c.MaxViewersPerCamera < 1 {
+		return errors.New("max_viewers_per_camera: must be >= 1")
+	}
+	if c.MaxViewers < 1 {
+		return errors.New("max_viewers: must be >= 1")
+	}
+	if c.RTSPGrace < 0 {
+		return errors.New("rtsp_grace: must be >= 0")
+	}
+	if c.RTSPBackoffMax < time.Second {
+		return errors.New("rtsp_backoff_max: must be >= 1s")
+	}
+	if c.FFmpegPath == "" {
+		return errors.New("ffmpeg_path: must be set")
+	}
+	if c.RTPBindIP != "" && net.ParseIP(c.RTPBindIP) == nil {
+		return fmt.Errorf("rtp_bind_ip: %q is not an IP address", c.RTPBindIP)
+	}
+	if c.SourceTimeout < 100*time.Millisecond {
+		return errors.New("source_timeout: must be >= 100ms")
+	}
+	if c.PLIInterval < 0 {
+		return errors.New("pli_interval: must be >= 0")
+	}
+	if c.ViewerQueue < 1 || c.ViewerQueue > 65536 {
+		return errors.New("viewer_queue: must be 1..65536")
+	}
+	seen := map[string]bool{}
+	ports := map[int]bool{}
+	for i, s := range c.Sources {
+		key := fmt.Sprintf("sources[%d]", i)
+		if s.Camera == "" {
+			return fmt.Errorf("%s.camera: must be set", key)
+		}
+		if seen[s.Camera] {
+			return fmt.Errorf("%s.camera: %q listed twice", key, s.Camera)
+		}
+		seen[s.Camera] = true
+		switch {
+		case s.RTSP != "" && s.RTPPort != 0:
+			return fmt.Errorf("%s: set rtsp or rtp_port, not both", key)
+		case s.RTSP != "":
+			u, err := url.Parse(s.RTSP)
+			if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+				return fmt.Errorf("%s.rtsp: want rtsp://host[:port]/path", key)
+			}
+		case s.RTPPort < 1 || s.RTPPort > 65535:
+			return fmt.Errorf("%s: set rtsp (URL) or rtp_port (1..65535)", key)
+		}
+		if s.RTPPort != 0 {
+			if ports[s.RTPPort] {
+				return fmt.Errorf("%s.rtp_port: %d used twice", key, s.RTPPort)
+			}
+			ports[s.RTPPort] = true
+		}
+	}
 	return nil
+}
+
+// source finds the configured source for a camera.
+func (c Config) source(camera string) (Source, bool) {
+	for _, s := range c.Sources {
+		if s.Camera == camera {
+			return s, true
+		}
+	}
+	return Source{}, false
+}
+
+// redactURL hides credentials in an RTSP URL for logs and stats.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "rtsp://(unparsable)"
+	}
+	if u.User != nil {
+		u.User = url.User("***")
+	}
+	return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
 }

@@ -1,0 +1,134 @@
+package video
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/lookoutfire/lookout/errs"
+	"github.com/lookoutfire/lookout/web"
+)
+
+// maxSDP caps an SDP offer; real offers are a few KB.
+const maxSDP = 64 << 10
+
+// readOffer reads an application/sdp body.
+func readOffer(r *http.Request) (string, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/sdp" {
+		return "", fmt.Errorf("%w: Content-Type must be application/sdp", ErrBadOffer)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxSDP+1))
+	if err != nil {
+		return "", fmt.Errorf("%w: read body: %v", ErrBadOffer, err)
+	}
+	if len(b) > maxSDP {
+		return "", fmt.Errorf("video: SDP offer over %d bytes: %w", maxSDP, errs.ErrTooLarge)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(string(b)), "v=0") {
+		return "", fmt.Errorf("%w: not an SDP document", ErrBadOffer)
+	}
+	return string(b), nil
+}
+
+func writeAnswer(w http.ResponseWriter, location, answer string) {
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", location)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+// HandleWHIP is POST /api/v1/streams/{camera}/whip: a camera publishes its H.264
+// stream (SDP offer in, 201 + Location + SDP answer out).
+func (m *Manager) HandleWHIP(w http.ResponseWriter, r *http.Request) {
+	camera := r.PathValue("camera")
+	offer, err := readOffer(r)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	id, answer, err := m.addPublisher(r.Context(), camera, offer)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	writeAnswer(w, "/api/v1/streams/"+camera+"/whip/"+id, answer)
+}
+
+// HandleWHIPDelete is DELETE /api/v1/streams/{camera}/whip/{session}: the camera stops publishing.
+func (m *Manager) HandleWHIPDelete(w http.ResponseWriter, r *http.Request) {
+	if err := m.deletePublisher(r.PathValue("camera"), r.PathValue("session")); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// HandleWHEP is POST /api/v1/streams/{camera}/whep: a viewer asks to watch (SDP
+// offer in, 201 + Location + SDP answer out; 503 past the viewer limits or when an
+// RTSP camera cannot be pulled).
+func (m *Manager) HandleWHEP(w http.ResponseWriter, r *http.Request) {
+	camera := r.PathValue("camera")
+	offer, err := readOffer(r)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	id, answer, err := m.addViewer(r.Context(), camera, offer)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	writeAnswer(w, "/api/v1/streams/"+camera+"/whep/"+id, answer)
+}
+
+// HandleWHEPDelete is DELETE /api/v1/streams/{camera}/whep/{session}: the viewer leaves, freeing its slot.
+func (m *Manager) HandleWHEPDelete(w http.ResponseWriter, r *http.Request) {
+	if err := m.deleteViewer(r.PathValue("camera"), r.PathValue("session")); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// ListResponse is the body of GET /api/v1/streams.
+type ListResponse struct {
+	Streams []StreamStats `json:"streams"`
+}
+
+// HandleList is GET /api/v1/streams: every stream's source state, viewers, bitrate, packets and drops.
+func (m *Manager) HandleList(w http.ResponseWriter, r *http.Request) {
+	web.JSON(w, http.StatusOK, ListResponse{Streams: m.Stats()})
+}
+
+//go:embed viewer.html
+var viewerPage []byte
+
+// viewerCSP allows only the page's own inline script (by hash) and same-origin fetches.
+func viewerCSP() string {
+	s := string(viewerPage)
+	i := strings.Index(s, "<script>")
+	j := strings.Index(s, "</script>")
+	sum := sha256.Sum256([]byte(s[i+len("<script>") : j]))
+	return "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; style-src 'unsafe-inline'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:"
+}
+
+// HandleViewerPage is GET /live/{camera}: a self-contained page (no external assets)
+// that plays the camera over WHEP; the control-room app reuses it.
+func (m *Manager) HandleViewerPage(w http.ResponseWriter, r *http.Request) {
+	if !m.cams.IsCamera(r.PathValue("camera")) {
+		web.Error(w, r, fmt.Errorf("%w: %q", ErrUnknownCamera, r.PathValue("camera")))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", m.csp)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(viewerPage)
+}

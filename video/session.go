@@ -1,0 +1,348 @@
+package video
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v3"
+)
+
+// gatherTimeout bounds ICE candidate gathering before the SDP answer is sent (no
+// trickle: WHIP/WHEP clients get every candidate in the answer).
+const gatherTimeout = 5 * time.Second
+
+// connectTimeout frees the slot of a viewer whose transport never connected.
+const connectTimeout = 30 * time.Second
+
+// viewer is one WHEP session: its own track, its own bounded queue and writer, so a
+// slow viewer only ever loses its own packets.
+type viewer struct {
+	id      string
+	st      *stream
+	pc      *webrtc.PeerConnection
+	track   *webrtc.TrackLocalStaticRTP
+	q       chan relayPacket
+	waitKey atomic.Bool // drop until the first keyframe start: a decoder cannot use anything before it
+	drops   atomic.Uint64
+	once    sync.Once
+	done    chan struct{}
+	active  bool      // in the stream's snapshot (guarded by Manager.mu)
+	created time.Time // clock time of the WHEP POST; unconnected viewers are reaped after connectTimeout
+}
+
+// addViewer reserves a slot, answers the WHEP offer and returns the session id and
+// SDP answer. The viewer joins the fan-out only when its transport is connected.
+func (m *Manager) addViewer(ctx context.Context, camera, offer string) (string, string, error) {
+	st, err := m.stream(camera)
+	if err != nil {
+		return "", "", err
+	}
+	if st.kind == KindRTSP && m.ffmpeg == "" {
+		return "", "", ErrFFmpegMissing
+	}
+	v := &viewer{id: newSessionID(), st: st, created: m.clock.Now(), q: make(chan relayPacket, m.cfg.ViewerQueue), done: make(chan struct{})}
+	v.waitKey.Store(true)
+
+	// reserve the slot first: the limits hold even while handshakes are in flight
+	m.mu.Lock()
+	switch {
+	case m.closed:
+		m.mu.Unlock()
+		return "", "", ErrClosed
+	case len(st.viewers) >= m.cfg.MaxViewersPerCamera:
+		m.mu.Unlock()
+		m.met.rejected.WithLabelValues("camera_limit").Inc()
+		return "", "", fmt.Errorf("%w: %d viewers on camera %s", ErrViewerLimit, m.cfg.MaxViewersPerCamera, camera)
+	case m.total >= m.cfg.MaxViewers:
+		m.mu.Unlock()
+		m.met.rejected.WithLabelValues("total_limit").Inc()
+		return "", "", fmt.Errorf("%w: %d viewers in total", ErrViewerLimit, m.cfg.MaxViewers)
+	}
+	st.viewers[v.id] = v
+	m.sessions[v.id] = v
+	m.total++
+	var later []func()
+	if st.kind == KindRTSP {
+		later = st.superviseLocked(m.clock.Now()) // first viewer starts ffmpeg now, not at the next tick
+	}
+	m.mu.Unlock()
+	for _, f := range later {
+		f()
+	}
+
+	answer, err := m.answerViewer(ctx, v, offer)
+	if err != nil {
+		m.removeViewer(v)
+		return "", "", err
+	}
+	return v.id, answer, nil
+}
+
+func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (string, error) {
+	pc, err := m.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("video: new peer connection: %w", err)
+	}
+	v.pc = pc
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			m.activateViewer(v)
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			m.removeViewer(v)
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	track, err := webrtc.NewTrackLocalStaticRTP(H264Capability(), "video", "lookout-"+v.st.camera)
+	if err != nil {
+		return "", fmt.Errorf("video: track: %w", err)
+	}
+	v.track = track
+	sender, err := pc.AddTrack(track)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	answer, err := answerAndGather(ctx, pc)
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(strings.ToLower(answer), "h264/90000") {
+		return "", fmt.Errorf("%w: offer accepts no H.264 (%s)", ErrBadOffer, H264Fmtp)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return "", ErrClosed
+	}
+	m.wg.Add(2) // under mu and before closed: never races Close's Wait
+	m.mu.Unlock()
+	go func() { defer m.wg.Done(); v.writeLoop() }()
+	go func() { defer m.wg.Done(); v.readRTCP(sender) }()
+	return answer, nil
+}
+
+// answerAndGather creates and sets the local answer and waits for ICE gathering.
+func answerAndGather(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, gatherTimeout)
+	defer cancel()
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("video: ICE gathering: %w", ctx.Err())
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// activateViewer puts a connected viewer into the fan-out and asks for a keyframe so
+// it sees video within one keyframe request instead of one GOP.
+func (m *Manager) activateViewer(v *viewer) {
+	st := v.st
+	m.mu.Lock()
+	if v.active || st.viewers[v.id] != v {
+		m.mu.Unlock()
+		return
+	}
+	v.active = true
+	cur := *st.active.Load()
+	next := make([]*viewer, 0, len(cur)+1)
+	next = append(append(next, cur...), v)
+	st.active.Store(&next)
+	m.met.viewers.Inc()
+	m.mu.Unlock()
+	st.requestKeyframe()
+}
+
+// removeViewer frees the viewer's slot and closes its connection (idempotent).
+func (m *Manager) removeViewer(v *viewer) {
+	st := v.st
+	m.mu.Lock()
+	if st.viewers[v.id] == v {
+		delete(st.viewers, v.id)
+		delete(m.sessions, v.id)
+		m.total--
+		if v.active {
+			cur := *st.active.Load()
+			next := make([]*viewer, 0, len(cur))
+			for _, o := range cur {
+				if o != v {
+					next = append(next, o)
+				}
+			}
+			st.active.Store(&next)
+			m.met.viewers.Dec()
+		}
+		if len(st.viewers) == 0 {
+			st.lastGone = m.clock.Now()
+		}
+	}
+	m.mu.Unlock()
+	v.once.Do(func() {
+		close(v.done)
+		if v.pc != nil {
+			_ = v.pc.Close() // pion runs the state callback on its own goroutine
+		}
+	})
+}
+
+// writeLoop sends queued packets on the viewer's own track.
+func (v *viewer) writeLoop() {
+	hist := v.st.m.met.latency
+	for {
+		select {
+		case <-v.done:
+			return
+		case rp := <-v.q:
+			if err := v.track.WriteRTP(rp.p); err == nil {
+				hist.Observe(time.Since(rp.at).Seconds())
+			}
+		}
+	}
+}
+
+// readRTCP forwards the viewer's keyframe requests (PLI, FIR) to the source; the
+// stream rate-limits them, so many viewers cost the camera at most one per interval.
+func (v *viewer) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				v.st.requestKeyframe()
+			}
+		}
+	}
+}
+
+// deleteViewer ends a WHEP session by id.
+func (m *Manager) deleteViewer(camera, id string) error {
+	m.mu.Lock()
+	v, ok := m.sessions[id]
+	m.mu.Unlock()
+	if !ok || v.st.camera != camera {
+		return ErrUnknownSession
+	}
+	m.removeViewer(v)
+	return nil
+}
+
+// publish accepts a WHIP offer for camera: the new publisher replaces any previous
+// one (a rebooted camera must not wait for its stale session to time out).
+func (m *Manager) addPublisher(ctx context.Context, camera, offer string) (string, string, error) {
+	st, err := m.stream(camera)
+	if err != nil {
+		return "", "", err
+	}
+	if st.kind != KindWHIP {
+		return "", "", ErrConfiguredSource
+	}
+	pc, err := m.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", "", fmt.Errorf("video: new peer connection: %w", err)
+	}
+	id := newSessionID()
+	fail := func(err error) (string, string, error) { _ = pc.Close(); return "", "", err }
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		return fail(fmt.Errorf("video: transceiver: %w", err))
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if !strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeH264) {
+			return
+		}
+		m.mu.Lock()
+		current := st.pubID == id
+		if current {
+			ssrc := uint32(tr.SSRC())
+			st.askKey = func() { _ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}) }
+		}
+		m.mu.Unlock()
+		if !current {
+			return
+		}
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			st.deliver(p)
+		}
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+			m.endPublisher(st, id, "whip session "+s.String())
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrBadOffer, err))
+	}
+	answer, err := answerAndGather(ctx, pc)
+	if err != nil {
+		return fail(err)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return fail(ErrClosed)
+	}
+	old := st.pubPC
+	st.pubPC, st.pubID, st.askKey = pc, id, nil
+	if !st.up.Load() {
+		st.state, st.since = StateStarting, m.clock.Now()
+	}
+	m.mu.Unlock()
+	if old != nil {
+		m.log.Info("WHIP publisher replaced", "camera", camera)
+		_ = old.Close()
+	}
+	return id, answer, nil
+}
+
+// endPublisher marks the stream down if id is still its publisher.
+func (m *Manager) endPublisher(st *stream, id, reason string) {
+	m.mu.Lock()
+	if st.pubID != id {
+		m.mu.Unlock()
+		return
+	}
+	pc := st.pubPC
+	st.pubPC, st.pubID, st.askKey = nil, "", nil
+	ev := st.markDownLocked(m.clock.Now(), reason)
+	st.bitrate = 0
+	m.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+	if ev {
+		m.publish(EventStreamDown, StreamEvent{Camera: st.camera, Source: st.kind, Reason: reason})
+	}
+}
+
+// deletePublisher ends a WHIP session by id.
+func (m *Manager) deletePublisher(camera, id string) error {
+	m.mu.Lock()
+	st, ok := m.streams[camera]
+	match := ok && st.pubID == id && id != ""
+	m.mu.Unlock()
+	if !match {
+		return ErrUnknownSession
+	}
+	m.endPublisher(st, id, "whip session deleted")
+	return nil
+}
