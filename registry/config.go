@@ -10,17 +10,21 @@ import (
 
 // Config is the "registry" section.
 type Config struct {
-	Seed            string        `yaml:"seed"`             // devices file (YAML or CSV) imported at start; "" = none
+	Seed            string        `yaml:"seed"`                                          // devices file (YAML or CSV) imported at start; "" = none
 	UnknownDevices  string        `yaml:"unknown_devices" env:"LOOKOUT_UNKNOWN_DEVICES"` // "reject" or "register"
-	OfflineAfter    int           `yaml:"offline_after"`    // missed intervals before offline (late after 1)
-	DefaultInterval time.Duration `yaml:"default_interval"` // expected heartbeat interval when a device has none
-	CheckEvery      time.Duration `yaml:"check_every"`      // how often health states are re-evaluated
+	OfflineAfter    int           `yaml:"offline_after"`                                 // missed intervals before offline (late after 1)
+	DefaultInterval time.Duration `yaml:"default_interval"`                              // expected heartbeat interval when a device has none
+	CheckEvery      time.Duration `yaml:"check_every"`                                   // how often health states are re-evaluated
+	// MaxDevices caps the registry so that auto-registration (unknown_devices:
+	// register) cannot be used to grow memory without bound: past it, unknown
+	// devices are rejected (reason unknown_device) and counted.
+	MaxDevices int `yaml:"max_devices"`
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{Seed: "seeds/devices.yaml", UnknownDevices: "reject", OfflineAfter: 3,
-		DefaultInterval: 5 * time.Minute, CheckEvery: 5 * time.Second}
+		DefaultInterval: 5 * time.Minute, CheckEvery: 5 * time.Second, MaxDevices: 100000}
 }
 
 // Validate names the first bad key.
@@ -34,6 +38,8 @@ func (c Config) Validate() error {
 		return errors.New("default_interval: must be > 0")
 	case c.CheckEvery <= 0:
 		return errors.New("check_every: must be > 0")
+	case c.MaxDevices < 1:
+		return errors.New("max_devices: must be >= 1")
 	}
 	return nil
 }

@@ -1,0 +1,236 @@
+package registry
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/lookoutfire/lookout/ingest"
+)
+
+// Health rules
+//
+// A device is online while its silence is at most one interval (plus a 10 %
+// tolerance for clock jitter and network delay), late after one missed
+// interval, and offline after cfg.OfflineAfter missed intervals. RunDue only
+// ever worsens a state (online → late → offline); only a message (Admit)
+// brings a device back online, so a check can never invent a recovery.
+//
+// Restart grace: silence is measured from max(last seen, registry start). A
+// device that was online when the gateway stopped therefore gets its full
+// late/offline allowance again after a restart instead of being declared
+// offline at the first check for the time the gateway itself was down (the
+// persistent MQTT session delivers what it queued meanwhile). Devices stored
+// as late or offline keep that state until they speak.
+
+// tolerance is the slack on top of each interval before a heartbeat counts as missed.
+func tolerance(iv time.Duration) time.Duration { return iv / 10 }
+
+// classify gives the state for a silence of age on a device with interval iv.
+func (g *Registry) classify(age, iv time.Duration) string {
+	tol := tolerance(iv)
+	switch {
+	case age <= iv+tol:
+		return StateOnline
+	case age <= time.Duration(g.cfg.OfflineAfter)*iv+tol:
+		return StateLate
+	}
+	return StateOffline
+}
+
+func rank(state string) int {
+	switch state {
+	case StateOnline:
+		return 1
+	case StateLate:
+		return 2
+	case StateOffline:
+		return 3
+	}
+	return 0
+}
+
+// RunDue is the deterministic health step: it emits recoveries seen by Admit,
+// moves silent devices to late/offline (each transition emitted exactly once,
+// to the health sink and as "device.<state>" events), flushes changed health
+// to SQLite in one transaction and refreshes the gauges. A failed flush keeps
+// the rows dirty for the next call and returns the error.
+func (g *Registry) RunDue(ctx context.Context, now time.Time) error {
+	g.mu.RLock()
+	list := g.entriesLocked()
+	sink := g.sink
+	g.mu.RUnlock()
+
+	var evs []HealthEvent
+	for _, e := range list {
+		e.mu.Lock()
+		if e.pending {
+			evs = append(evs, HealthEvent{DeviceID: e.d.ID, Class: e.d.Class, Zone: e.d.Zone, From: e.pendingFrom,
+				To: StateOnline, At: e.pendingAt, LastSeen: e.lastSeen})
+			e.pending = false
+		}
+		if e.state == StateOnline || e.state == StateLate {
+			ref := e.lastSeen
+			if ref.Before(g.start) {
+				ref = g.start
+			}
+			if to := g.classify(now.Sub(ref), e.d.Interval); rank(to) > rank(e.state) {
+				evs = append(evs, HealthEvent{DeviceID: e.d.ID, Class: e.d.Class, Zone: e.d.Zone, From: e.state,
+					To: to, At: now, LastSeen: e.lastSeen})
+				e.state, e.dirty = to, true
+			}
+		}
+		e.mu.Unlock()
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
+	for _, ev := range evs {
+		g.m.transitions.WithLabelValues(ev.To).Inc()
+		if sink != nil {
+			sink(ev)
+		}
+		g.pub.Publish("device."+ev.To, ev)
+		if ev.To == StateOffline {
+			g.log.Warn("device offline", "device", ev.DeviceID, "class", ev.Class, "zone", ev.Zone, "last_seen", ev.LastSeen)
+		}
+	}
+	err := g.flush(ctx, now)
+	g.updateGauges()
+	return err
+}
+
+// Flush writes changed health to SQLite now (RunDue does it on every step;
+// call Flush at shutdown).
+func (g *Registry) Flush(ctx context.Context) error { return g.flush(ctx, g.clk.Now()) }
+
+func (g *Registry) flush(ctx context.Context, now time.Time) error {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	var rows []healthRow
+	var taken []*entry
+	for _, e := range g.entries() {
+		e.mu.Lock()
+		if e.dirty || e.isNew {
+			rows = append(rows, healthRow{d: e.snapshot(), isNew: e.isNew})
+			taken = append(taken, e)
+			e.dirty, e.isNew = false, false
+		}
+		e.mu.Unlock()
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := writeHealth(ctx, g.db, rows, now); err != nil {
+		for i, e := range taken {
+			e.mu.Lock()
+			e.dirty = true
+			e.isNew = e.isNew || rows[i].isNew
+			e.mu.Unlock()
+		}
+		g.m.flushFails.Inc()
+		return err
+	}
+	return nil
+}
+
+// Run calls RunDue every cfg.CheckEvery until ctx ends, then flushes once more
+// (with a short fresh context) so a clean shutdown loses no health update.
+func (g *Registry) Run(ctx context.Context) error {
+	t := time.NewTicker(g.cfg.CheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := g.Flush(fctx); err != nil {
+				g.log.Error("registry: final flush failed", "err", err)
+			}
+			return nil
+		case <-t.C:
+			if err := g.RunDue(ctx, g.clk.Now()); err != nil && ctx.Err() == nil {
+				g.log.Error("registry: health step failed", "err", err)
+			}
+		}
+	}
+}
+
+// ZoneHealth is the connection summary of one responsibility zone. Rate is the
+// share of the zone's devices that are online (0 when it has none).
+type ZoneHealth struct {
+	Zone    string  `json:"zone"`
+	Total   int     `json:"total"`
+	Online  int     `json:"online"`
+	Late    int     `json:"late"`
+	Offline int     `json:"offline"`
+	Never   int     `json:"never"`
+	Rate    float64 `json:"rate"`
+}
+
+func (z *ZoneHealth) add(state string) {
+	z.Total++
+	switch state {
+	case StateOnline:
+		z.Online++
+	case StateLate:
+		z.Late++
+	case StateOffline:
+		z.Offline++
+	default:
+		z.Never++
+	}
+	z.Rate = float64(z.Online) / float64(z.Total)
+}
+
+// ZoneHealth returns the per-zone summary over every device, sorted by zone
+// (devices without a zone are summarised under "").
+func (g *Registry) ZoneHealth() []ZoneHealth {
+	return summarise(g.List(Filter{}))
+}
+
+func summarise(devs []Device) []ZoneHealth {
+	by := map[string]*ZoneHealth{}
+	for _, d := range devs {
+		z := by[d.Zone]
+		if z == nil {
+			z = &ZoneHealth{Zone: d.Zone}
+			by[d.Zone] = z
+		}
+		z.add(d.State)
+	}
+	out := make([]ZoneHealth, 0, len(by))
+	for _, z := range by {
+		out = append(out, *z)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Zone < out[j].Zone })
+	return out
+}
+
+func total(zs []ZoneHealth) ZoneHealth {
+	t := ZoneHealth{Zone: "*"}
+	for _, z := range zs {
+		t.Total += z.Total
+		t.Online += z.Online
+		t.Late += z.Late
+		t.Offline += z.Offline
+		t.Never += z.Never
+	}
+	if t.Total > 0 {
+		t.Rate = float64(t.Online) / float64(t.Total)
+	}
+	return t
+}
+
+// updateGauges recounts lookout_devices{class,state}.
+func (g *Registry) updateGauges() {
+	counts := map[[2]string]int{}
+	for _, e := range g.entries() {
+		e.mu.Lock()
+		counts[[2]string{string(e.d.Class), e.state}]++
+		e.mu.Unlock()
+	}
+	for _, c := range ingest.Classes {
+		for _, s := range States {
+			g.m.devices.WithLabelValues(string(c), s).Set(float64(counts[[2]string{string(c), s}]))
+		}
+	}
+}
