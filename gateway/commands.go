@@ -27,6 +27,7 @@ func commands() map[string]command {
 		"config": {"print every configuration key with its env variable", cmdConfigKeys},
 		// --- geo ---
 		// --- alerting ---
+		"fwi": {"compute the FWI System and fire-danger level from daily CSV (stdin → stdout)", cmdFWI},
 		// --- hotspots ---
 		// --- security ---
 	}
