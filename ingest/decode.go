@@ -37,19 +37,28 @@ func Decode(prefix, topic string, payload []byte, now time.Time, lim Limits) (Re
 		return Reading{}, Rejectf(ReasonBadTopic, "kind", "no schema for %s %s", class, kind)
 	}
 	now = now.UTC()
-	d := decoder{
-		sch:    sch,
-		dev:    dev,
-		lim:    lim,
-		now:    now,
-		fields: make(map[string]any, len(sch.fields)),
-	}
+	// Pass 1: syntax. The whole payload must be well-formed JSON before any of
+	// it is interpreted, so a broken message is always reported as bad_json.
+	var stack [16]member
+	ms := stack[:0]
 	s := scanner{b: payload}
-	if !s.members(d.member) {
+	if !s.members(func(key []byte, keyEsc bool, v jval) { ms = append(ms, member{key, keyEsc, v}) }) {
 		return Reading{}, Rejectf(ReasonBadJSON, "", "offset %d: %s", s.err.off, s.err.msg)
 	}
-	if d.err != nil {
-		return Reading{}, d.err
+	// Pass 2: meaning, in payload order; the first problem is reported. The
+	// map is sized for the members present (a map of up to 8 entries is one
+	// allocation).
+	n := len(ms)
+	for i := range ms {
+		if k := string(ms[i].key); k == "ts" || k == "device_id" {
+			n--
+		}
+	}
+	d := decoder{sch: sch, dev: dev, lim: lim, now: now, fields: make(map[string]any, n)}
+	for i := range ms {
+		if rej := d.member(ms[i].key, ms[i].keyEsc, ms[i].v); rej != nil {
+			return Reading{}, rej
+		}
 	}
 	for i := range sch.fields {
 		if f := &sch.fields[i]; f.required && d.seen&(1<<(i+2)) == 0 {
@@ -80,10 +89,14 @@ const (
 	seenDeviceID
 )
 
-// decoder holds the state of one Decode call. The scanner reports members in
-// order; the first semantic problem is kept in err, and later members are only
-// scanned (so a syntax error further on still wins: a payload that is not JSON
-// is reported as bad_json whatever else is wrong with it).
+// member is one top-level key and its value, as spans of the payload.
+type member struct {
+	key    []byte
+	keyEsc bool
+	v      jval
+}
+
+// decoder holds the state of one Decode call's second pass.
 type decoder struct {
 	sch       *schema
 	dev       string
@@ -94,13 +107,9 @@ type decoder struct {
 	ts        time.Time
 	tsSeconds bool // numeric ts small enough to be Unix seconds: hint in the reject
 	snapshot  []byte
-	err       *Reject
 }
 
-func (d *decoder) member(key []byte, keyEsc bool, v jval) {
-	if d.err != nil {
-		return
-	}
+func (d *decoder) member(key []byte, keyEsc bool, v jval) *Reject {
 	var kbuf [64]byte
 	if keyEsc {
 		key = unescape(kbuf[:0], key)
@@ -115,24 +124,21 @@ func (d *decoder) member(key []byte, keyEsc bool, v jval) {
 	default:
 		idx = d.sch.index(key)
 		if idx < 0 {
-			d.err = Rejectf(ReasonUnknownField, fieldName(key), "field %s is not part of this message kind", quoteTrunc(string(key)))
-			return
+			return Rejectf(ReasonUnknownField, fieldName(key), "field %s is not part of this message kind", quoteTrunc(string(key)))
 		}
 		bit = 1 << (idx + 2)
 	}
 	if d.seen&bit != 0 {
-		d.err = Rejectf(ReasonBadJSON, fieldName(key), "duplicate key")
-		return
+		return Rejectf(ReasonDuplicateField, fieldName(key), "key appears more than once (JSON parsers disagree on which copy wins)")
 	}
 	d.seen |= bit
 	switch {
 	case bit == seenTS:
-		d.err = d.timestamp(v)
+		return d.timestamp(v)
 	case bit == seenDeviceID:
-		d.err = d.deviceID(v)
-	default:
-		d.err = d.field(&d.sch.fields[idx], v)
+		return d.deviceID(v)
 	}
+	return d.field(&d.sch.fields[idx], v)
 }
 
 func (d *decoder) deviceID(v jval) *Reject {
@@ -298,6 +304,9 @@ func (d *decoder) field(f *fieldSpec, v jval) *Reject {
 // Literals beyond float64 would become ±Inf: those are refused, so no NaN or
 // Inf ever reaches a Reading.
 func number(name string, raw []byte) (float64, *Reject) {
+	if x, ok := fastNumber(raw); ok {
+		return x, nil
+	}
 	x, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
 		if errors.Is(err, strconv.ErrRange) || math.IsInf(x, 0) {
@@ -306,6 +315,44 @@ func number(name string, raw []byte) (float64, *Reject) {
 		return 0, Rejectf(ReasonBadJSON, name, "bad number %s", quoteTrunc(string(raw)))
 	}
 	return x, nil
+}
+
+// pow10 holds the powers of ten that float64 represents exactly (read-only).
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// fastNumber converts the common sensor literal (-?digits[.digits], at most 15
+// digits, no exponent) without strconv's general machinery. Both the integer
+// mantissa (< 2^53) and the power of ten (≤ 1e22) are exact in float64, so the
+// single IEEE division is correctly rounded: the same result ParseFloat gives
+// (Clinger's fast path). Anything else reports !ok and takes the slow path.
+func fastNumber(raw []byte) (float64, bool) {
+	i := 0
+	neg := len(raw) > 0 && raw[0] == '-'
+	if neg {
+		i++
+	}
+	var mant uint64
+	digits, scale := 0, 0
+	for ; i < len(raw) && isDigit(raw[i]); i++ {
+		mant = mant*10 + uint64(raw[i]-'0')
+		digits++
+	}
+	if i < len(raw) && raw[i] == '.' {
+		for i++; i < len(raw) && isDigit(raw[i]); i++ {
+			mant = mant*10 + uint64(raw[i]-'0')
+			digits++
+			scale++
+		}
+	}
+	if i != len(raw) || digits == 0 || digits > 15 {
+		return 0, false
+	}
+	x := float64(mant) / pow10[scale] // scale <= digits <= 15
+	if neg {
+		x = -x
+	}
+	return x, true
 }
 
 // numbers parses an array of numbers (syntax already checked) into buf and

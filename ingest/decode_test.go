@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,9 @@ func testDevice(c Class) string {
 	return "CAM-07"
 }
 
-func topicOf(c Class, k Kind) string { return "fire/" + string(c) + "/" + testDevice(c) + "/" + string(k) }
+func topicOf(c Class, k Kind) string {
+	return "fire/" + string(c) + "/" + testDevice(c) + "/" + string(k)
+}
 
 func validPayload(t testing.TB, c Class, k Kind) string {
 	t.Helper()
@@ -154,9 +158,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad escape", hb, `{"uptime_s":1,"fw":"a\qb"}`, ReasonBadJSON, ""},
 		{"too deep", hb, `{"fw":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, ReasonBadJSON, ""},
 		{"syntax error wins over unknown field", hb, `{"nope":1,"fw":}`, ReasonBadJSON, ""},
-		{"duplicate key", hb, `{"uptime_s":1,"fw":"a","uptime_s":2}`, ReasonBadJSON, "uptime_s"},
-		{"duplicate key via escape", hb, `{"uptime_s":1,"fw":"a","\u0066w":"b"}`, ReasonBadJSON, "fw"},
-		{"duplicate ts", hb, `{"ts":1748764800000,"uptime_s":1,"fw":"a","ts":1748764800000}`, ReasonBadJSON, "ts"},
+		{"duplicate key", hb, `{"uptime_s":1,"fw":"a","uptime_s":2}`, ReasonDuplicateField, "uptime_s"},
+		{"duplicate key via escape", hb, `{"uptime_s":1,"fw":"a","\u0066w":"b"}`, ReasonDuplicateField, "fw"},
+		{"duplicate ts", hb, `{"ts":1748764800000,"uptime_s":1,"fw":"a","ts":1748764800000}`, ReasonDuplicateField, "ts"},
 		{"escaped key accepted", hb, `{"\u0075ptime_s":1,"fw":"a\/b"}`, "", ""},
 		{"whitespace everywhere", hb, " \r\n\t{ \"uptime_s\" : 1 ,\n \"fw\" : \"a\" }\n", "", ""},
 
@@ -466,5 +470,48 @@ func checkInvariants(t testing.TB, topic string, payload []byte, r Reading, now 
 		if r.Class != ClassCamera || len(r.Snapshot) > lim.MaxSnapshot || len(r.Snapshot) < 3 || r.Snapshot[0] != 0xFF || r.Snapshot[1] != 0xD8 {
 			t.Fatalf("accepted bad snapshot of %d bytes", len(r.Snapshot))
 		}
+	}
+}
+
+// TestFastNumberMatchesParseFloat: the fast path must give bit-identical
+// results to strconv wherever it claims a literal.
+func TestFastNumberMatchesParseFloat(t *testing.T) {
+	lits := []string{"0", "-0", "1", "-1", "0.1", "0.2", "0.3", "22.5", "-97", "1002.6", "4294967295",
+		"999999999999999", "0.000000000000001", "123456789.012345", "9007199254740993", "1234567890123456",
+		"1e5", "0.1e1", "3.14159265358979", "-0.000001"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		digits := strconv.FormatUint(rng.Uint64()%1e15, 10)
+		cut := rng.IntN(len(digits) + 1)
+		lit := digits[:cut] + "." + digits[cut:]
+		if cut == 0 {
+			lit = "0" + lit
+		}
+		if cut == len(digits) {
+			lit = digits
+		}
+		if rng.IntN(2) == 0 {
+			lit = "-" + lit
+		}
+		lits = append(lits, lit)
+	}
+	fast := 0
+	for _, lit := range lits {
+		want, err := strconv.ParseFloat(lit, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		if got, ok := fastNumber([]byte(lit)); ok {
+			fast++
+			if math.Float64bits(got) != math.Float64bits(want) {
+				t.Errorf("%s: fast %v (%x), strconv %v (%x)", lit, got, math.Float64bits(got), want, math.Float64bits(want))
+			}
+		}
+		if got, rej := number("x", []byte(lit)); rej != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("%s: number() = %v %v, want %v", lit, got, rej, want)
+		}
+	}
+	if fast < len(lits)/2 {
+		t.Errorf("fast path took only %d of %d literals", fast, len(lits))
 	}
 }

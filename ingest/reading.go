@@ -109,12 +109,13 @@ const (
 	ReasonClassMismatch  Reason = "class_mismatch"  // registry says the device is of another class
 	ReasonBadSnapshot    Reason = "bad_snapshot"    // snapshot_jpeg not base64 JPEG, or too large
 	ReasonUnknownField   Reason = "unknown_field"   // a field the protocol does not define for this class and kind
+	ReasonDuplicateField Reason = "duplicate_field" // the same key twice in one payload
 )
 
 // Reasons lists every reason, so metrics can be pre-registered at zero.
 var Reasons = []Reason{ReasonBadTopic, ReasonTooLarge, ReasonBadJSON, ReasonMissingField, ReasonBadType,
 	ReasonOutOfRange, ReasonBadTimestamp, ReasonDeviceMismatch, ReasonUnknownDevice, ReasonClassMismatch, ReasonBadSnapshot,
-	ReasonUnknownField}
+	ReasonUnknownField, ReasonDuplicateField}
 
 // Reject is the error for a message that will not be stored. Callers branch on
 // Reason via errors.As; Field and Detail make the log line and dead-letter useful.
