@@ -28,7 +28,7 @@ type ffmpegState struct {
 func ffmpegArgs(rtspURL string, port int) []string {
 	return []string{
 		"-hide_banner", "-loglevel", "error", "-nostdin",
-		"-rtsp_transport", "tcp", "-timeout", "5000000",
+		"-rtsp_transport", "tcp", "-timeout", "5000000", "-analyzeduration", "1000000", "-fflags", "nobuffer",
 		"-i", rtspURL,
 		"-an", "-c:v", "copy", "-bsf:v", "dump_extra=freq=keyframe",
 		"-f", "rtp", fmt.Sprintf("rtp://127.0.0.1:%d?pkt_size=1200", port),
@@ -96,6 +96,7 @@ func (st *stream) startFFmpegLocked(now time.Time) {
 		cancel()
 		close(done)
 		end := m.clock.Now()
+		var down *StreamEvent
 		m.mu.Lock()
 		if st.ff.done == done {
 			st.ff.running = false
@@ -104,10 +105,16 @@ func (st *stream) startFFmpegLocked(now time.Time) {
 				st.ff.nextStart = end.Add(st.backoffLocked())
 				st.lastErr = strings.TrimSpace(fmt.Sprintf("ffmpeg exited: %v %s", err, tail.String()))
 				m.log.Warn("ffmpeg exited", "camera", st.camera, "err", err, "stderr", tail.String(), "retry_at", st.ff.nextStart)
+				if st.markDownLocked(end, st.lastErr) {
+					down = &StreamEvent{Camera: st.camera, Source: st.kind, Reason: st.lastErr}
+				}
 			}
 			st.ff.stopping = false
 		}
 		m.mu.Unlock()
+		if down != nil {
+			m.publish(EventStreamDown, *down)
+		}
 	}()
 }
 

@@ -116,8 +116,8 @@ func (st *stream) deliver(p *rtp.Packet) {
 func (st *stream) markUp(now time.Time) {
 	m := st.m
 	m.mu.Lock()
-	if st.up.Load() {
-		m.mu.Unlock()
+	if st.up.Load() || (st.kind == KindRTSP && (!st.ff.running || st.ff.stopping)) {
+		m.mu.Unlock() // already up, or a straggler from an ffmpeg we stopped
 		return
 	}
 	st.up.Store(true)
