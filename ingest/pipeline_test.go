@@ -1,0 +1,183 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lookoutfire/lookout/clock"
+)
+
+// memSpool is an in-memory Appender that can be told to fail.
+type memSpool struct {
+	mu   sync.Mutex
+	recs []string
+	err  error
+}
+
+func (m *memSpool) Append(_ context.Context, recs ...[]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	for _, r := range recs {
+		m.recs = append(m.recs, string(r))
+	}
+	return nil
+}
+
+type pubRec struct {
+	mu    sync.Mutex
+	topic []string
+	body  [][]byte
+}
+
+func (p *pubRec) Publish(topic string, payload []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.topic = append(p.topic, topic)
+	p.body = append(p.body, payload)
+	return nil
+}
+
+type obs struct {
+	mu sync.Mutex
+	rs []Reading
+}
+
+func (o *obs) Observe(r Reading) { o.mu.Lock(); o.rs = append(o.rs, r); o.mu.Unlock() }
+
+type admitFunc func(r *Reading) error
+
+func (f admitFunc) Admit(r *Reading) error { return f(r) }
+
+// encodeStub renders device and kind only: the pipeline's job is to call the encoder per reading.
+func encodeStub(dst []byte, r *Reading) []byte {
+	return append(dst, fmt.Sprintf("%s_%s,device_id=%s\n", r.Class, r.Kind, r.DeviceID)...)
+}
+
+type fixture struct {
+	p     *Pipeline
+	spool *memSpool
+	pub   *pubRec
+	obs   *obs
+	reg   *prometheus.Registry
+	now   time.Time
+}
+
+func newFixture(t *testing.T, admit Admitter) *fixture {
+	t.Helper()
+	now := time.Date(2026, 4, 1, 4, 0, 0, 0, time.UTC)
+	f := &fixture{spool: &memSpool{}, pub: &pubRec{}, obs: &obs{}, reg: prometheus.NewRegistry(), now: now}
+	p, err := NewPipeline(DefaultConfig(), Deps{Admitter: admit, Appender: f.spool, Encode: encodeStub,
+		Publisher: f.pub, Observers: []Observer{f.obs}, Clock: clock.NewFake(now), Registerer: f.reg,
+		SnapshotDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p = p
+	return f
+}
+
+func smokeMsg(dev string, ts time.Time, extra string) Message {
+	return Message{Topic: "fire/smoke/" + dev + "/telemetry", Payload: []byte(fmt.Sprintf(
+		`{"ts":%d,"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false%s}`, ts.UnixMilli(), extra))}
+}
+
+func TestPipelineStoresValidAndDeadLettersInvalid(t *testing.T) {
+	f := newFixture(t, nil)
+	msgs := []Message{
+		smokeMsg("sm-1", f.now.Add(-time.Minute), ""),
+		smokeMsg("sm-2", f.now.Add(-time.Minute), `,"battery_pct":200`), // duplicate key → rejected
+		{Topic: "fire/smoke/sm-3/telemetry", Payload: []byte(`{not json`)},
+		smokeMsg("sm-4", f.now.Add(-time.Minute), ""),
+	}
+	if err := f.p.HandleBatch(context.Background(), msgs); err != nil {
+		t.Fatalf("HandleBatch: %v", err)
+	}
+	if got := len(f.spool.recs); got != 2 {
+		t.Fatalf("spooled %d records, want 2: %q", got, f.spool.recs)
+	}
+	if !strings.Contains(f.spool.recs[0], "device_id=sm-1") || !strings.Contains(f.spool.recs[1], "device_id=sm-4") {
+		t.Errorf("records out of order or wrong: %q", f.spool.recs)
+	}
+	if len(f.obs.rs) != 2 {
+		t.Errorf("observers saw %d readings, want 2", len(f.obs.rs))
+	}
+	if len(f.pub.topic) != 2 {
+		t.Fatalf("dead letters = %v, want 2", f.pub.topic)
+	}
+	var dl DeadLetter
+	if err := json.Unmarshal(f.pub.body[1], &dl); err != nil {
+		t.Fatal(err)
+	}
+	if f.pub.topic[1] != "fire/deadletter/bad_json" || dl.Reason != ReasonBadJSON || dl.Topic != "fire/smoke/sm-3/telemetry" || dl.PayloadB64 == "" {
+		t.Errorf("dead letter %s = %+v", f.pub.topic[1], dl)
+	}
+	if v := testutil.ToFloat64(f.p.m.rejected.WithLabelValues(string(ReasonBadJSON))); v != 1 {
+		t.Errorf("bad_json counter = %v, want 1", v)
+	}
+	if acc, rej := f.p.Counts(); acc != 2 || rej != 2 {
+		t.Errorf("counts = %d/%d, want 2/2", acc, rej)
+	}
+}
+
+func TestPipelineSpoolFailureIsNotAcked(t *testing.T) {
+	f := newFixture(t, nil)
+	f.spool.err = errors.New("disk full")
+	err := f.p.Handle(context.Background(), smokeMsg("sm-1", f.now, "").Topic, smokeMsg("sm-1", f.now, "").Payload)
+	if err == nil {
+		t.Fatal("Handle returned nil although the spool failed: the message would be acked and lost")
+	}
+	if len(f.obs.rs) != 0 {
+		t.Error("observers saw a reading that was never stored")
+	}
+}
+
+func TestPipelineAdmitterRejects(t *testing.T) {
+	f := newFixture(t, admitFunc(func(r *Reading) error {
+		if r.DeviceID == "stranger" {
+			return Rejectf(ReasonUnknownDevice, "", "device %q is not registered", r.DeviceID)
+		}
+		r.Zone, r.Lat, r.Lon = "village-1", 31.5, 107.1
+		return nil
+	}))
+	_ = f.p.HandleBatch(context.Background(), []Message{smokeMsg("stranger", f.now, ""), smokeMsg("known", f.now, "")})
+	if len(f.pub.topic) != 1 || f.pub.topic[0] != "fire/deadletter/unknown_device" {
+		t.Errorf("dead letters = %v", f.pub.topic)
+	}
+	if len(f.obs.rs) != 1 || f.obs.rs[0].Zone != "village-1" {
+		t.Errorf("observed = %+v", f.obs.rs)
+	}
+}
+
+func TestPipelineConcurrentHandle(t *testing.T) {
+	f := newFixture(t, nil)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				m := smokeMsg(fmt.Sprintf("sm-%d", w), f.now.Add(-time.Duration(i)*time.Second), "")
+				if err := f.p.Handle(context.Background(), m.Topic, m.Payload); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if len(f.spool.recs) != 1600 {
+		t.Fatalf("spooled %d, want 1600", len(f.spool.recs))
+	}
+}
