@@ -87,12 +87,22 @@ func Default() Config {
 		Spool:    spool.DefaultConfig(),
 		Influx:   tsdb.DefaultConfig(),
 		Registry: registry.DefaultConfig(),
-		Geo:      geo.DefaultConfig(),
+		Geo:      defaultGeo(),
 		Alerting: alerting.DefaultConfig(),
 		Hotspot:  hotspot.DefaultConfig(),
 		Video:    video.DefaultConfig(),
 		Auth:     auth.DefaultConfig(),
 	}
+}
+
+// defaultGeo loads the demo county shipped in seeds/, so `make run` has forests,
+// zones and masks; production configs point these at their own layers.
+func defaultGeo() geo.Config {
+	g := geo.DefaultConfig()
+	g.Forests.Path = "seeds/forests.geojson"
+	g.Zones.Path = "seeds/zones.geojson"
+	g.Masks.Path = "seeds/masks.geojson"
+	return g
 }
 
 // Validate checks every section; the error names the key (e.g. "influx.batch_size: …").
