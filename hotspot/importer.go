@@ -1,0 +1,484 @@
+package hotspot
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lookoutfire/lookout/errs"
+)
+
+// ImportResult sums up one import.
+type ImportResult struct {
+	Source         string     `json:"source"`
+	Rows           int        `json:"rows"`         // good rows parsed
+	New            int        `json:"new"`          // hotspots stored
+	Duplicate      int        `json:"duplicate"`    // already known (same satellite, time, position)
+	Bad            int        `json:"bad"`          // rows rejected
+	OutsideArea    int        `json:"outside_area"` // outside the zone layer + area_buffer_m
+	BadRows        []RowError `json:"bad_rows,omitempty"`
+	ReportsCreated int        `json:"reports_created"`
+	ReportsUpdated int        `json:"reports_updated"` // existing open reports that gained hotspots
+	ReportsMerged  int        `json:"reports_merged"`  // existing reports folded into another
+	Reports        []int64    `json:"reports,omitempty"`
+	DurationMS     int64      `json:"duration_ms"`
+}
+
+// Progress receives import progress: phase is "parse" (done = rows read), "match",
+// "cluster" or "store" (done of total).
+type Progress func(phase string, done, total int)
+
+// incoming is one parsed, in-area hotspot with its match.
+type incoming struct {
+	Hotspot
+	class    Class
+	forest   string
+	mask     string
+	zoneID   string
+	zonePath string
+	zoneIDs  string
+	unit     string
+	duty     Contact
+	latE4    int64
+	lonE4    int64
+}
+
+type identity struct {
+	acq          int64
+	inst, sat    string
+	latE4, lonE4 int64
+}
+
+func (in *incoming) key() identity {
+	return identity{in.Acquired.Unix(), in.Instrument, in.Satellite, in.latE4, in.lonE4}
+}
+
+// classify turns a place into the hotspot's class and report fields.
+func (s *Service) match(h Hotspot, p Place) incoming {
+	in := incoming{Hotspot: h, latE4: int64(math.Round(h.Lat * 1e4)), lonE4: int64(math.Round(h.Lon * 1e4))}
+	switch {
+	case p.Mask != "":
+		in.class, in.mask = ClassHeatSource, p.Mask
+	case h.Type == 1 || h.Type == 2:
+		in.class, in.mask = ClassHeatSource, fmt.Sprintf("FIRMS type %d", h.Type)
+	case len(p.Forests) > 0:
+		in.class, in.forest = ClassForest, p.Forests[0]
+	case p.NearestForest != "" && p.DistanceM >= 0 && p.DistanceM <= s.cfg.NearForestM:
+		in.class, in.forest = ClassNearForest, p.NearestForest
+	default:
+		in.class = ClassElsewhere
+	}
+	if len(p.Zones) > 0 {
+		in.zoneID = p.Zones[0].ID
+		names := make([]string, len(p.Zones))
+		ids := make([]string, len(p.Zones))
+		for i, z := range p.Zones {
+			names[len(p.Zones)-1-i] = z.Name
+			ids[len(p.Zones)-1-i] = z.ID
+		}
+		in.zonePath = strings.Join(names, " / ")
+		in.zoneIDs = "|" + strings.Join(ids, "|") + "|"
+		// The innermost zone's unit answers; when it has nobody on duty, the next zone out does.
+		in.unit = p.Zones[0].Name
+		for _, z := range p.Zones {
+			if len(z.Duty) > 0 {
+				in.duty, in.unit = z.Duty[0], z.Name
+				break
+			}
+		}
+	}
+	return in
+}
+
+// Import reads one FIRMS file, keeps the hotspots inside the area, drops known ones,
+// clusters the new ones with each other and with open reports' hotspots, and stores
+// hotspots and reports in one transaction. Bad rows are listed, not fatal.
+func (s *Service) Import(ctx context.Context, source string, r io.Reader, progress Progress) (ImportResult, error) {
+	s.importMu.Lock()
+	defer s.importMu.Unlock()
+	start := time.Now()
+	if progress == nil {
+		progress = func(string, int, int) {}
+	}
+	res := ImportResult{Source: source}
+	var batch []incoming
+	pr, err := ParseFIRMS(&capReader{r: r, left: s.cfg.MaxImportBytes}, s.cfg.MaxBadRows, s.cfg.MaxImportRows, func(h Hotspot) error {
+		if !s.loc.Within(h.Lat, h.Lon, s.cfg.AreaBufferM) {
+			res.OutsideArea++
+		} else {
+			batch = append(batch, s.match(h, s.loc.Locate(h.Lat, h.Lon)))
+		}
+		if n := res.OutsideArea + len(batch); n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			progress("parse", n, 0)
+		}
+		return nil
+	})
+	res.Rows, res.Bad, res.BadRows = pr.Rows, pr.BadCount, pr.Bad
+	if err != nil {
+		return res, fmt.Errorf("import %s: %w", source, err)
+	}
+	progress("parse", pr.Rows, pr.Rows)
+	if err := s.store(ctx, &res, batch, progress); err != nil {
+		return res, fmt.Errorf("import %s: %w", source, err)
+	}
+	res.DurationMS = time.Since(start).Milliseconds()
+	s.m.rows.WithLabelValues("new").Add(float64(res.New))
+	s.m.rows.WithLabelValues("duplicate").Add(float64(res.Duplicate))
+	s.m.rows.WithLabelValues("bad").Add(float64(res.Bad))
+	s.m.rows.WithLabelValues("outside_area").Add(float64(res.OutsideArea))
+	s.m.importSecs.Observe(time.Since(start).Seconds())
+	return res, nil
+}
+
+// existingNode is an open report's hotspot loaded for clustering.
+type existingNode struct {
+	report                int64
+	lat, lon, scan, track float64
+	acq                   int64
+}
+
+func (s *Service) store(ctx context.Context, res *ImportResult, batch []incoming, progress Progress) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	// Drop duplicates inside the file.
+	seen := make(map[identity]struct{}, len(batch))
+	fresh := batch[:0]
+	minT, maxT := int64(math.MaxInt64), int64(math.MinInt64)
+	minLat, maxLat, minLon, maxLon := 90.0, -90.0, 180.0, -180.0
+	for _, in := range batch {
+		k := in.key()
+		if _, dup := seen[k]; dup {
+			res.Duplicate++
+			continue
+		}
+		seen[k] = struct{}{}
+		fresh = append(fresh, in)
+		minT, maxT = min(minT, k.acq), max(maxT, k.acq)
+		minLat, maxLat = math.Min(minLat, in.Lat), math.Max(maxLat, in.Lat)
+		minLon, maxLon = math.Min(minLon, in.Lon), math.Max(maxLon, in.Lon)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	// Drop hotspots already stored (the write transaction holds the database lock, so
+	// this check and the inserts below cannot race another importer).
+	known, err := loadIdentities(ctx, tx, minT, maxT)
+	if err != nil {
+		return err
+	}
+	batch = fresh[:0]
+	for _, in := range fresh {
+		if _, dup := known[in.key()]; dup {
+			res.Duplicate++
+			continue
+		}
+		batch = append(batch, in)
+	}
+	if len(batch) == 0 {
+		return tx.Commit()
+	}
+
+	// Open reports' hotspots near this batch in space and time join the clustering.
+	windowS := int64(s.cfg.ClusterWindow / time.Second)
+	marginKm := s.cfg.ClusterDistanceM/1000 + 10 // + the largest pixel (MODIS 4.8 km) and then some
+	dLat := marginKm / kmPerDegLat
+	dLon := marginKm / (kmPerDegLon * math.Max(0.05, math.Cos(math.Max(math.Abs(minLat), math.Abs(maxLat))*math.Pi/180)))
+	existing, err := loadOpenNodes(ctx, tx, minT-windowS, maxT+windowS, minLat-dLat, maxLat+dLat, minLon-dLon, maxLon+dLon)
+	if err != nil {
+		return err
+	}
+	lat0, lon0 := (minLat+maxLat)/2, (minLon+maxLon)/2
+	nodes := make([]node, 0, len(existing)+len(batch))
+	for _, e := range existing {
+		x, y := project(e.lat, e.lon, lat0, lon0)
+		nodes = append(nodes, node{x: x, y: y, w: e.scan, h: e.track, t: e.acq})
+	}
+	for _, in := range batch {
+		x, y := project(in.Lat, in.Lon, lat0, lon0)
+		nodes = append(nodes, node{x: x, y: y, w: in.Scan, h: in.Track, t: in.Acquired.Unix()})
+	}
+	progress("cluster", 0, len(nodes))
+	roots := cluster(nodes, s.cfg.ClusterDistanceM/1000, windowS)
+	progress("cluster", len(nodes), len(nodes))
+
+	type group struct {
+		reports []int64
+		fresh   []int
+	}
+	groups := map[int32]*group{}
+	var order []int32
+	get := func(root int32) *group {
+		g := groups[root]
+		if g == nil {
+			g = &group{}
+			groups[root] = g
+			order = append(order, root)
+		}
+		return g
+	}
+	for i, e := range existing {
+		g := get(roots[i])
+		if !slices.Contains(g.reports, e.report) {
+			g.reports = append(g.reports, e.report)
+		}
+	}
+	for i := range batch {
+		g := get(roots[len(existing)+i])
+		g.fresh = append(g.fresh, i)
+	}
+
+	now := s.clk.Now()
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO hotspot_hotspots(report_id, instrument, satellite, acquired,
+		lat_e4, lon_e4, lat, lon, scan, track, bright, bright2, frp, confidence, conf_level, version, daynight, type,
+		country, class, forest, zone_id, mask, source, imported_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer ins.Close()
+	var touched []int64
+	stored := 0
+	for _, root := range order {
+		g := groups[root]
+		if len(g.fresh) == 0 {
+			continue
+		}
+		best := batch[g.fresh[0]]
+		for _, i := range g.fresh[1:] {
+			if c := batch[i]; c.class.rank() < best.class.rank() || (c.class == best.class && c.Acquired.Before(best.Acquired)) {
+				best = c
+			}
+		}
+		var id int64
+		if len(g.reports) == 0 {
+			if id, err = s.createReport(ctx, tx, best, now); err != nil {
+				return err
+			}
+			res.ReportsCreated++
+		} else {
+			slices.Sort(g.reports)
+			id = g.reports[0]
+			if err := s.absorb(ctx, tx, id, g.reports[1:], best.class, len(g.fresh), now); err != nil {
+				return err
+			}
+			res.ReportsUpdated++
+			res.ReportsMerged += len(g.reports) - 1
+		}
+		touched = append(touched, id)
+		for _, i := range g.fresh {
+			in := &batch[i]
+			r, err := ins.ExecContext(ctx, id, in.Instrument, in.Satellite, in.Acquired.Unix(), in.latE4, in.lonE4,
+				in.Lat, in.Lon, in.Scan, in.Track, in.Bright, in.Bright2, in.FRP, in.Confidence, in.ConfLevel, in.Version,
+				in.DayNight, in.Type, in.Country, string(in.class), in.forest, in.zoneID, in.mask, res.Source, now.Unix())
+			if err != nil {
+				return fmt.Errorf("insert hotspot (line %d): %w", in.Line, err)
+			}
+			if n, _ := r.RowsAffected(); n == 1 {
+				res.New++
+			} else {
+				res.Duplicate++
+			}
+			if stored++; stored%8192 == 0 {
+				progress("store", stored, len(batch))
+			}
+		}
+	}
+	for _, id := range touched {
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET
+			(hotspots, lat, lon, first_seen, last_seen, max_frp) =
+			(SELECT COUNT(*), AVG(lat), AVG(lon), MIN(acquired), MAX(acquired), MAX(frp) FROM hotspot_hotspots WHERE report_id=?)
+			WHERE id=?`, id, id); err != nil {
+			return fmt.Errorf("report %d aggregates: %w", id, err)
+		}
+	}
+	progress("store", len(batch), len(batch))
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	res.Reports = touched
+	for _, id := range touched {
+		if r, err := getReport(ctx, s.db, id); err == nil {
+			s.publish(r)
+		}
+	}
+	return nil
+}
+
+func loadIdentities(ctx context.Context, tx *sql.Tx, from, to int64) (map[identity]struct{}, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT acquired, instrument, satellite, lat_e4, lon_e4 FROM hotspot_hotspots
+		WHERE acquired BETWEEN ? AND ?`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("load identities: %w", err)
+	}
+	defer rows.Close()
+	out := map[identity]struct{}{}
+	for rows.Next() {
+		var k identity
+		if err := rows.Scan(&k.acq, &k.inst, &k.sat, &k.latE4, &k.lonE4); err != nil {
+			return nil, fmt.Errorf("load identities: %w", err)
+		}
+		out[k] = struct{}{}
+	}
+	return out, rows.Err()
+}
+
+func loadOpenNodes(ctx context.Context, tx *sql.Tx, from, to int64, lat1, lat2, lon1, lon2 float64) ([]existingNode, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT h.report_id, h.lat, h.lon, h.scan, h.track, h.acquired
+		FROM hotspot_hotspots h JOIN hotspot_reports r ON r.id = h.report_id
+		WHERE h.acquired BETWEEN ? AND ? AND h.lat BETWEEN ? AND ? AND h.lon BETWEEN ? AND ?
+		AND r.status IN ('new','assigned','verifying')`, from, to, lat1, lat2, lon1, lon2)
+	if err != nil {
+		return nil, fmt.Errorf("load open hotspots: %w", err)
+	}
+	defer rows.Close()
+	var out []existingNode
+	for rows.Next() {
+		var e existingNode
+		if err := rows.Scan(&e.report, &e.lat, &e.lon, &e.scan, &e.track, &e.acq); err != nil {
+			return nil, fmt.Errorf("load open hotspots: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// createReport opens a report from its best hotspot's match and assigns it to the
+// innermost zone's duty contact when there is one.
+func (s *Service) createReport(ctx context.Context, tx *sql.Tx, best incoming, now time.Time) (int64, error) {
+	var deadline int64
+	if d := s.cfg.deadlineFor(best.class); d > 0 {
+		deadline = now.Add(d).Unix()
+	}
+	status := StatusNew
+	if best.duty.Name != "" {
+		status = StatusAssigned
+	}
+	r, err := tx.ExecContext(ctx, `INSERT INTO hotspot_reports(status, class, zone_id, zone_path, zone_ids, forest, mask,
+		unit, assignee, assignee_phone, lat, lon, first_seen, last_seen, created_at, updated_at, deadline)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, string(status), string(best.class), best.zoneID, best.zonePath,
+		best.zoneIDs, best.forest, best.mask, best.unit, best.duty.Name, best.duty.Phone, best.Lat, best.Lon,
+		best.Acquired.Unix(), best.Acquired.Unix(), now.Unix(), now.Unix(), deadline)
+	if err != nil {
+		return 0, fmt.Errorf("create report: %w", err)
+	}
+	id, err := r.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("create report: %w", err)
+	}
+	if err := addHistory(ctx, tx, id, now, "system", "created", "", StatusNew, map[string]any{"class": best.class, "zone": best.zonePath}); err != nil {
+		return 0, err
+	}
+	if status == StatusAssigned {
+		if err := addHistory(ctx, tx, id, now, "system", "assigned", StatusNew, StatusAssigned,
+			map[string]any{"unit": best.unit, "assignee": best.duty.Name, "phone": best.duty.Phone, "auto": true}); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+// absorb adds new hotspots to the open report survivor and folds the other open reports
+// the new hotspots connect it to into it: their hotspots move to the survivor (the
+// oldest report), they become "merged" pointing at it, and the survivor keeps the
+// earliest deadline and escalation among them, so a merge never delays or repeats an
+// escalation. A more urgent class raises the survivor's class and may bring its deadline forward.
+func (s *Service) absorb(ctx context.Context, tx *sql.Tx, survivor int64, others []int64, class Class, added int, now time.Time) error {
+	sr, err := getReport(ctx, tx, survivor)
+	if err != nil {
+		return err
+	}
+	deadline, escalated, confirmed := unixOrZero(ptrTime(sr.Deadline)), unixOrZero(ptrTime(sr.EscalatedAt)), sr.ConfirmedByCamera
+	newClass := sr.Class
+	if class.rank() < newClass.rank() {
+		newClass = class
+		if d := s.cfg.deadlineFor(class); d > 0 {
+			deadline = minNonZero(deadline, sr.CreatedAt.Add(d).Unix())
+		}
+	}
+	for _, o := range others {
+		or, err := getReport(ctx, tx, o)
+		if err != nil {
+			return err
+		}
+		if or.Class.rank() < newClass.rank() {
+			newClass = or.Class
+		}
+		deadline = minNonZero(deadline, unixOrZero(ptrTime(or.Deadline)))
+		escalated = minNonZero(escalated, unixOrZero(ptrTime(or.EscalatedAt)))
+		confirmed = confirmed || or.ConfirmedByCamera
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_hotspots SET report_id=? WHERE report_id=?`, survivor, o); err != nil {
+			return fmt.Errorf("merge report %d: %w", o, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='merged', merged_into=?, updated_at=? WHERE id=?`,
+			survivor, now.Unix(), o); err != nil {
+			return fmt.Errorf("merge report %d: %w", o, err)
+		}
+		if err := addHistory(ctx, tx, o, now, "system", "merged", or.Status, StatusMerged, map[string]any{"into": survivor}); err != nil {
+			return err
+		}
+		if err := addHistory(ctx, tx, survivor, now, "system", "absorbed", sr.Status, sr.Status, map[string]any{"from": o, "from_status": or.Status}); err != nil {
+			return err
+		}
+	}
+	overdue := 0
+	if escalated != 0 || sr.Overdue {
+		overdue = 1
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET class=?, deadline=?, escalated_at=?, overdue=?,
+		confirmed_by_camera=?, updated_at=? WHERE id=?`, string(newClass), deadline, escalated, overdue, confirmed, now.Unix(), survivor); err != nil {
+		return fmt.Errorf("update report %d: %w", survivor, err)
+	}
+	return addHistory(ctx, tx, survivor, now, "system", "hotspots_added", sr.Status, sr.Status, map[string]any{"added": added, "class": newClass})
+}
+
+func ptrTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func minNonZero(a, b int64) int64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
+}
+
+// ErrImportTooLarge means a FIRMS file exceeds max_import_bytes.
+var ErrImportTooLarge = fmt.Errorf("firms file: %w", errs.ErrTooLarge)
+
+// capReader fails (instead of silently truncating) once more than left bytes are read.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, ErrImportTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, ErrImportTooLarge
+	}
+	return n, err
+}

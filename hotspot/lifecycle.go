@@ -1,0 +1,247 @@
+package hotspot
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AssignRequest hands a report to a unit and person (manual (re)assignment).
+type AssignRequest struct {
+	Unit     string `json:"unit"`
+	Assignee string `json:"assignee"`
+	Phone    string `json:"phone"`
+}
+
+// VerifyRequest marks that someone is on the way to check the report on the ground.
+type VerifyRequest struct {
+	Verifier string `json:"verifier"`
+}
+
+// CloseRequest is the one-form close-out.
+type CloseRequest struct {
+	Outcome      string    `json:"outcome"`  // one of Outcomes()
+	Verifier     string    `json:"verifier"` // who checked on the ground
+	VerifiedAt   time.Time `json:"verified_at"`
+	Note         string    `json:"note"`
+	CorrectedLat *float64  `json:"corrected_lat,omitempty"` // where the fire really was, if not at the pixel centre
+	CorrectedLon *float64  `json:"corrected_lon,omitempty"`
+}
+
+// ReopenRequest says why a closed report is reopened.
+type ReopenRequest struct {
+	Reason string `json:"reason"`
+}
+
+// Validate checks a close-out against the clock (verified_at may not lie in the future).
+func (c CloseRequest) Validate(now time.Time) error {
+	switch {
+	case !ValidOutcome(c.Outcome):
+		return fmt.Errorf("outcome %q: want one of %s: %w", c.Outcome, strings.Join(Outcomes(), ", "), ErrBadClose)
+	case strings.TrimSpace(c.Verifier) == "":
+		return fmt.Errorf("verifier: required: %w", ErrBadClose)
+	case c.VerifiedAt.IsZero():
+		return fmt.Errorf("verified_at: required: %w", ErrBadClose)
+	case c.VerifiedAt.After(now.Add(5 * time.Minute)):
+		return fmt.Errorf("verified_at: in the future: %w", ErrBadClose)
+	case strings.TrimSpace(c.Note) == "":
+		return fmt.Errorf("note: required: %w", ErrBadClose)
+	case (c.CorrectedLat == nil) != (c.CorrectedLon == nil):
+		return fmt.Errorf("corrected_lat/corrected_lon: give both or neither: %w", ErrBadClose)
+	case c.CorrectedLat != nil && (*c.CorrectedLat < -90 || *c.CorrectedLat > 90 || *c.CorrectedLon < -180 || *c.CorrectedLon > 180):
+		return fmt.Errorf("corrected position out of range: %w", ErrBadClose)
+	}
+	return nil
+}
+
+// transition runs fn on report id inside a transaction after checking its status is one
+// of from, records history and publishes the result.
+func (s *Service) transition(ctx context.Context, id int64, from []Status, fn func(tx *sql.Tx, r Report, now time.Time) error) (Report, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Report{}, fmt.Errorf("hotspot: begin: %w", err)
+	}
+	defer tx.Rollback()
+	r, err := getReport(ctx, tx, id)
+	if err != nil {
+		return r, err
+	}
+	ok := false
+	for _, f := range from {
+		ok = ok || r.Status == f
+	}
+	if !ok {
+		return r, fmt.Errorf("report %d is %s: %w", id, r.Status, ErrWrongStatus)
+	}
+	now := s.clk.Now()
+	if err := fn(tx, r, now); err != nil {
+		return r, err
+	}
+	r, err = getReport(ctx, tx, id)
+	if err != nil {
+		return r, err
+	}
+	if err := tx.Commit(); err != nil {
+		return r, fmt.Errorf("hotspot: commit: %w", err)
+	}
+	markOverdue(&r, now)
+	s.publish(r)
+	return r, nil
+}
+
+// Assign (re)assigns an open report; a report being verified goes back to assigned.
+func (s *Service) Assign(ctx context.Context, id int64, actor string, req AssignRequest) (Report, error) {
+	if strings.TrimSpace(req.Assignee) == "" {
+		return Report{}, fmt.Errorf("assignee: required: %w", ErrBadRequest)
+	}
+	return s.transition(ctx, id, []Status{StatusNew, StatusAssigned, StatusVerifying}, func(tx *sql.Tx, r Report, now time.Time) error {
+		unit := req.Unit
+		if unit == "" {
+			unit = r.Unit
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='assigned', unit=?, assignee=?, assignee_phone=?,
+			updated_at=? WHERE id=?`, unit, req.Assignee, req.Phone, now.Unix(), id); err != nil {
+			return fmt.Errorf("hotspot: assign: %w", err)
+		}
+		return addHistory(ctx, tx, id, now, actor, "assigned", r.Status, StatusAssigned,
+			map[string]any{"unit": unit, "assignee": req.Assignee, "phone": req.Phone})
+	})
+}
+
+// StartVerifying records that the check on the ground has started.
+func (s *Service) StartVerifying(ctx context.Context, id int64, actor string, req VerifyRequest) (Report, error) {
+	return s.transition(ctx, id, []Status{StatusNew, StatusAssigned}, func(tx *sql.Tx, r Report, now time.Time) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='verifying', verifying_at=?, verifier=?, updated_at=?
+			WHERE id=?`, now.Unix(), req.Verifier, now.Unix(), id); err != nil {
+			return fmt.Errorf("hotspot: verify: %w", err)
+		}
+		return addHistory(ctx, tx, id, now, actor, "verifying", r.Status, StatusVerifying, map[string]any{"verifier": req.Verifier})
+	})
+}
+
+// Close records the verification result. A report closed after its deadline stays
+// counted as overdue.
+func (s *Service) Close(ctx context.Context, id int64, actor string, req CloseRequest) (Report, error) {
+	if err := req.Validate(s.clk.Now()); err != nil {
+		return Report{}, err
+	}
+	return s.transition(ctx, id, []Status{StatusNew, StatusAssigned, StatusVerifying}, func(tx *sql.Tx, r Report, now time.Time) error {
+		overdue := r.Overdue || (r.Deadline != nil && now.After(*r.Deadline))
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='closed', closed_at=?, outcome=?, verifier=?,
+			verified_at=?, note=?, corrected_lat=?, corrected_lon=?, overdue=?, updated_at=? WHERE id=?`,
+			now.Unix(), req.Outcome, req.Verifier, req.VerifiedAt.Unix(), req.Note, req.CorrectedLat, req.CorrectedLon,
+			overdue, now.Unix(), id); err != nil {
+			return fmt.Errorf("hotspot: close: %w", err)
+		}
+		return addHistory(ctx, tx, id, now, actor, "closed", r.Status, StatusClosed, req)
+	})
+}
+
+// Reopen puts a closed report back in the queue with a fresh deadline; the previous
+// close-out is kept in the history.
+func (s *Service) Reopen(ctx context.Context, id int64, actor string, req ReopenRequest) (Report, error) {
+	if strings.TrimSpace(req.Reason) == "" {
+		return Report{}, fmt.Errorf("reason: required: %w", ErrBadRequest)
+	}
+	return s.transition(ctx, id, []Status{StatusClosed}, func(tx *sql.Tx, r Report, now time.Time) error {
+		to := StatusNew
+		if r.Assignee != "" {
+			to = StatusAssigned
+		}
+		var deadline int64
+		if d := s.cfg.deadlineFor(r.Class); d > 0 {
+			deadline = now.Add(d).Unix()
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status=?, closed_at=0, outcome='', verified_at=0, note='',
+			corrected_lat=NULL, corrected_lon=NULL, verifying_at=0, deadline=?, escalated_at=0, overdue=0, updated_at=?
+			WHERE id=?`, string(to), deadline, now.Unix(), id); err != nil {
+			return fmt.Errorf("hotspot: reopen: %w", err)
+		}
+		return addHistory(ctx, tx, id, now, actor, "reopened", r.Status, to, map[string]any{"reason": req.Reason,
+			"previous": map[string]any{"outcome": r.Outcome, "verifier": r.Verifier, "verified_at": r.VerifiedAt, "note": r.Note}})
+	})
+}
+
+// RunDue escalates, once each, the open reports whose deadline passed by now. A failed
+// Raise leaves the report for the next step. Call it from a loop on Clock.Now().
+func (s *Service) RunDue(ctx context.Context, now time.Time) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+reportCols+` FROM hotspot_reports
+		WHERE status IN ('new','assigned','verifying') AND deadline>0 AND deadline<=? AND escalated_at=0 ORDER BY deadline`, now.Unix())
+	if err != nil {
+		return fmt.Errorf("hotspot: due reports: %w", err)
+	}
+	var due []Report
+	for rows.Next() {
+		r, err := scanReport(rows)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("hotspot: due reports: %w", err)
+		}
+		due = append(due, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("hotspot: due reports: %w", err)
+	}
+	var errList []error
+	for _, r := range due {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.esc != nil {
+			a := OverdueAlert{ReportID: r.ID, Source: fmt.Sprintf("hotspot:%d", r.ID), Severity: "major", Zone: r.ZoneID,
+				Class: r.Class, Lat: r.Lat, Lon: r.Lon, Deadline: *r.Deadline, Assignee: r.Assignee,
+				Message: fmt.Sprintf("卫星热点核查超时: report %d (%s, %s) not verified by %s", r.ID, r.Class, r.ZonePath,
+					r.Deadline.Format(time.RFC3339))}
+			if err := s.esc.Raise(ctx, a); err != nil {
+				errList = append(errList, fmt.Errorf("hotspot: escalate report %d: %w", r.ID, err))
+				continue
+			}
+		}
+		res, err := s.db.ExecContext(ctx, `UPDATE hotspot_reports SET escalated_at=?, overdue=1, updated_at=?
+			WHERE id=? AND escalated_at=0`, now.Unix(), now.Unix(), r.ID)
+		if err != nil {
+			errList = append(errList, fmt.Errorf("hotspot: mark escalated %d: %w", r.ID, err))
+			continue
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue
+		}
+		s.m.escalations.Inc()
+		if err := addHistory(ctx, s.db, r.ID, now, "system", "escalated", r.Status, r.Status,
+			map[string]any{"deadline": r.Deadline}); err != nil {
+			errList = append(errList, err)
+		}
+		if nr, err := getReport(ctx, s.db, r.ID); err == nil {
+			s.publish(nr)
+		}
+	}
+	return errors.Join(errList...)
+}
+
+// Run calls RunDue and the poll sources every tick until ctx ends. Errors are passed
+// to logf (nil = dropped) so one bad source does not stop the loop.
+func (s *Service) Run(ctx context.Context, tick time.Duration, logf func(error)) {
+	if logf == nil {
+		logf = func(error) {}
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		now := s.clk.Now()
+		if err := s.RunDue(ctx, now); err != nil {
+			logf(err)
+		}
+		if err := s.Poll(ctx, now); err != nil {
+			logf(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package hotspot
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Poll checks every configured source that is due at now: a URL with a conditional GET
+// (ETag / Last-Modified stored per source, so an unchanged file costs one 304), a folder
+// by importing each new *.csv/*.txt file and moving it to done/ (or failed/ when it
+// cannot be read). Sources are checked one after the other; errors are joined.
+func (s *Service) Poll(ctx context.Context, now time.Time) error {
+	var errList []error
+	for _, src := range s.cfg.Sources {
+		interval := src.Interval
+		if interval <= 0 {
+			interval = s.cfg.PollInterval
+		}
+		st, err := s.sourceState(ctx, src.Name)
+		if err != nil {
+			errList = append(errList, err)
+			continue
+		}
+		if st.lastPolled != 0 && now.Before(time.Unix(st.lastPolled, 0).Add(interval)) {
+			continue
+		}
+		if src.URL != "" {
+			err = s.pollURL(ctx, src, &st)
+		} else {
+			err = s.pollDir(ctx, src)
+		}
+		st.lastPolled, st.lastError = now.Unix(), ""
+		if err != nil {
+			st.lastError = err.Error()
+			errList = append(errList, fmt.Errorf("hotspot source %s: %w", src.Name, err))
+			s.m.polls.WithLabelValues(src.Name, "error").Inc()
+		}
+		if err := s.saveSourceState(ctx, src.Name, st); err != nil {
+			errList = append(errList, err)
+		}
+	}
+	return errors.Join(errList...)
+}
+
+type sourceState struct {
+	etag, lastModified, lastError string
+	lastPolled                    int64
+}
+
+func (s *Service) sourceState(ctx context.Context, name string) (sourceState, error) {
+	var st sourceState
+	err := s.db.QueryRowContext(ctx, `SELECT etag, last_modified, last_polled, last_error FROM hotspot_sources WHERE name=?`, name).
+		Scan(&st.etag, &st.lastModified, &st.lastPolled, &st.lastError)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, fmt.Errorf("hotspot source %s: %w", name, err)
+	}
+	return st, nil
+}
+
+func (s *Service) saveSourceState(ctx context.Context, name string, st sourceState) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO hotspot_sources(name, etag, last_modified, last_polled, last_error)
+		VALUES(?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET etag=excluded.etag, last_modified=excluded.last_modified,
+		last_polled=excluded.last_polled, last_error=excluded.last_error`, name, st.etag, st.lastModified, st.lastPolled, st.lastError)
+	if err != nil {
+		return fmt.Errorf("hotspot source %s: save state: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Service) pollURL(ctx context.Context, src SourceConfig, st *sourceState) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PollTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
+	if err != nil {
+		return err
+	}
+	if st.etag != "" {
+		req.Header.Set("If-None-Match", st.etag)
+	}
+	if st.lastModified != "" {
+		req.Header.Set("If-Modified-Since", st.lastModified)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		s.m.polls.WithLabelValues(src.Name, "unchanged").Inc()
+		return nil
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("GET %s: %s", src.URL, resp.Status)
+	}
+	if _, err := s.Import(ctx, "source:"+src.Name, resp.Body, nil); err != nil {
+		return err
+	}
+	// Only a complete import moves the validators forward; a failed one is retried whole
+	// (re-import is idempotent).
+	st.etag, st.lastModified = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	s.m.polls.WithLabelValues(src.Name, "imported").Inc()
+	return nil
+}
+
+func (s *Service) pollDir(ctx context.Context, src SourceConfig) error {
+	entries, err := os.ReadDir(src.Dir)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, e := range entries {
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		if e.Type().IsRegular() && (ext == ".csv" || ext == ".txt") && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	var errList []error
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		path := filepath.Join(src.Dir, name)
+		f, err := os.Open(path)
+		if err != nil {
+			errList = append(errList, err)
+			continue
+		}
+		_, ierr := s.Import(ctx, "source:"+src.Name+"/"+name, f, nil)
+		f.Close()
+		dest := "done"
+		switch {
+		case errors.Is(ierr, ErrBadFile), errors.Is(ierr, ErrTooManyRows):
+			dest = "failed"
+			errList = append(errList, fmt.Errorf("%s: %w", name, ierr))
+		case ierr != nil: // database or context trouble: leave the file for the next poll
+			errList = append(errList, fmt.Errorf("%s: %w", name, ierr))
+			continue
+		}
+		if err := moveInto(path, filepath.Join(src.Dir, dest)); err != nil {
+			errList = append(errList, err)
+			continue
+		}
+		s.m.polls.WithLabelValues(src.Name, "imported").Inc()
+	}
+	return errors.Join(errList...)
+}
+
+// moveInto moves a file into dir, never overwriting: a name already there gets a suffix.
+func moveInto(path, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base := filepath.Base(path)
+	dest := filepath.Join(dir, base)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		ext := filepath.Ext(base)
+		dest = filepath.Join(dir, fmt.Sprintf("%s.%d%s", strings.TrimSuffix(base, ext), i, ext))
+	}
+	return os.Rename(path, dest)
+}
