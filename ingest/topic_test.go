@@ -75,8 +75,24 @@ func TestClassKinds(t *testing.T) {
 			t.Errorf("%s detection: only cameras detect", c)
 		}
 		for _, k := range c.Kinds() {
-			if schemaFor(c, k) == nil {
+			sch := schemaFor(c, k)
+			if sch == nil {
 				t.Errorf("%s %s has no schema", c, k)
+				continue
+			}
+			// Decode tracks seen fields in a uint64 (2 bits for ts, device_id).
+			if len(sch.fields) > 62 {
+				t.Errorf("%s %s: %d fields do not fit the seen mask", c, k, len(sch.fields))
+			}
+			names := map[string]bool{"ts": true, "device_id": true}
+			for _, f := range sch.fields {
+				if names[f.name] {
+					t.Errorf("%s %s: field %s defined twice", c, k, f.name)
+				}
+				names[f.name] = true
+				if f.typ == tNums && (f.minLen < 1 || f.maxLen > 4 || f.minLen > f.maxLen) {
+					t.Errorf("%s %s: %s array bounds %d..%d do not fit the 4-slot buffer", c, k, f.name, f.minLen, f.maxLen)
+				}
 			}
 		}
 	}
