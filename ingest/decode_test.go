@@ -155,6 +155,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"Infinity literal", hb, `{"uptime_s":Infinity,"fw":"a"}`, ReasonBadJSON, ""},
 		{"invalid utf8", hb, "{\"uptime_s\":1,\"fw\":\"\xff\"}", ReasonBadJSON, ""},
 		{"raw control char", hb, "{\"uptime_s\":1,\"fw\":\"a\tb\"}", ReasonBadJSON, ""},
+		{"raw unit separator", hb, "{\"uptime_s\":1,\"fw\":\"a\x1fb\"}", ReasonBadJSON, ""},
+		{"raw DEL in key is JSON", hb, "{\"uptime_s\":1,\"fw\":\"a\",\"\x7f\":1}", ReasonUnknownField, "\ufffd"},
 		{"bad escape", hb, `{"uptime_s":1,"fw":"a\qb"}`, ReasonBadJSON, ""},
 		{"too deep", hb, `{"fw":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, ReasonBadJSON, ""},
 		{"syntax error wins over unknown field", hb, `{"nope":1,"fw":}`, ReasonBadJSON, ""},
