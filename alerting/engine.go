@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,13 +99,15 @@ func (c EventCaller) Call(_ context.Context, call Call) error {
 	return nil
 }
 
-// HealthEvent is a device connectivity change from the registry.
+// HealthEvent is a device connectivity change from the registry (same JSON
+// shape as the registry's "device.*" events).
 type HealthEvent struct {
-	DeviceID string
-	Class    string
-	Zone     string
-	From, To string // online, late, offline, never
-	At       time.Time
+	DeviceID string    `json:"device_id"`
+	Class    string    `json:"class"`
+	Zone     string    `json:"zone"`
+	From     string    `json:"from"` // online, late, offline, never
+	To       string    `json:"to"`
+	At       time.Time `json:"at"`
 }
 
 // Options are the Engine's collaborators. DB and Clock are required; the rest may be nil.
@@ -207,6 +210,27 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 
 // Hub returns the event hub, which implements events.Publisher for other packages.
 func (e *Engine) Hub() *Hub { return e.hub }
+
+// Publisher returns the events.Publisher to hand to the other components: every
+// event goes to the hub (SSE, webhooks), and "device.*" health events are also
+// fed to DeviceHealth, so the registry needs no alerting import.
+func (e *Engine) Publisher() events.Publisher { return busPublisher{e} }
+
+type busPublisher struct{ e *Engine }
+
+func (p busPublisher) Publish(typ string, data any) {
+	p.e.hub.Publish(typ, data)
+	if !strings.HasPrefix(typ, "device.") {
+		return
+	}
+	var ev HealthEvent
+	if b, err := json.Marshal(data); err == nil && json.Unmarshal(b, &ev) == nil && ev.DeviceID != "" && ev.To != "" {
+		if ev.At.IsZero() {
+			ev.At = p.e.clk.Now()
+		}
+		p.e.DeviceHealth(ev)
+	}
+}
 
 // Observe queues a reading for rule evaluation. It never blocks: when the queue
 // is full the reading is dropped and counted (lookout_alerting_dropped_total).

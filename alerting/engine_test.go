@@ -476,3 +476,26 @@ func TestObserveNeverBlocks(t *testing.T) {
 		t.Errorf("queue not drained: %d", len(h.e.queue))
 	}
 }
+
+func TestPublisherBridgesHealthEvents(t *testing.T) {
+	h := newHarness(t, nil)
+	// The registry's event value, as a foreign struct with the same JSON shape.
+	type regEvent struct {
+		DeviceID string    `json:"device_id"`
+		Class    string    `json:"class"`
+		Zone     string    `json:"zone"`
+		From     string    `json:"from"`
+		To       string    `json:"to"`
+		At       time.Time `json:"at"`
+	}
+	h.e.Publisher().Publish("device.offline", regEvent{DeviceID: "cam-7", Class: "camera", Zone: "v1", From: "late", To: "offline", At: t0})
+	if h.countEvents(t, "device.offline") != 1 {
+		t.Fatal("event not on the hub")
+	}
+	if err := h.e.EvaluateHealth(context.Background(), <-h.e.healthQ); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := h.active(t, "cam-7", TypeOffline); !ok || a.Zone != "v1" {
+		t.Fatalf("offline alert = %+v %v", a, ok)
+	}
+}
