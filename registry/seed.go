@@ -211,8 +211,8 @@ func ParseCSV(data []byte, name string, defInterval time.Duration) ([]Device, er
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			line := 0
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				line = pe.Line
@@ -223,6 +223,7 @@ func ParseCSV(data []byte, name string, defInterval time.Duration) ([]Device, er
 			}
 			continue
 		}
+		line, _ := cr.FieldPos(0) // only valid after a successful Read
 		get := func(k string) string {
 			if i, ok := col[k]; ok && i < len(rec) {
 				return strings.TrimSpace(rec[i])
