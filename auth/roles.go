@@ -10,9 +10,50 @@ type Role string
 // Roles. Admin may do everything; the others are disjoint duties.
 const (
 	RolePublic      Role = "public"      // no authentication (login, health)
-	RoleAny         Role = "any"         // any authenticated user
+	RoleAny         Role = "any"         // any authenticated person (not a camera token)
 	RoleOperator    Role = "operator"    // alerts, incidents, video
 	RoleMaintenance Role = "maintenance" // devices, health
 	RoleVerifier    Role = "verifier"    // hotspot reports
 	RoleAdmin       Role = "admin"       // users, layers, config, audit
+	// RoleCamera is held only by camera tokens (WHIP publishing); a camera token
+	// names its device, so a stolen one speaks for one camera only.
+	RoleCamera Role = "camera"
 )
+
+// PersonRoles are the roles a user account may hold.
+var PersonRoles = []Role{RoleOperator, RoleMaintenance, RoleVerifier, RoleAdmin}
+
+// ValidPersonRole reports whether r may be given to a user.
+func ValidPersonRole(r Role) bool {
+	for _, x := range PersonRoles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Principal is who is calling: a user by session or token, or a camera token.
+type Principal struct {
+	Name    string `json:"name"`             // user name (for a camera token: the issuing user)
+	Role    Role   `json:"role"`             // effective role of this credential
+	Device  string `json:"device,omitempty"` // camera tokens: the device they speak for
+	Via     string `json:"via"`              // "session" or "token"
+	TokenID string `json:"token_id,omitempty"`
+}
+
+// Allows reports whether p may call a route requiring role. Admin may do
+// everything; RoleAny admits every person role; RoleCamera admits camera tokens.
+func (p Principal) Allows(required Role) bool {
+	switch {
+	case required == RolePublic:
+		return true
+	case p.Role == "":
+		return false
+	case p.Role == RoleAdmin:
+		return true
+	case required == RoleAny:
+		return p.Role != RoleCamera
+	}
+	return p.Role == required
+}

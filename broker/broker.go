@@ -14,8 +14,8 @@ import (
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Handler consumes one device publish. It returns nil once the message is durable
@@ -38,12 +38,18 @@ type Options struct {
 	MaxPacketSize uint32
 	// ReceiveMaximum caps QoS>0 messages in flight per client.
 	ReceiveMaximum uint16
+	// Limits bound each connection at the edge (CONNECT deadline, per-IP rate);
+	// every listener runs behind the packet guard (guard.go) regardless.
+	Limits Limits
+	// Registerer receives the guard's metrics; nil = not exported.
+	Registerer prometheus.Registerer
 }
 
 // Broker is the embedded broker.
 type Broker struct {
-	srv  *mqtt.Server
-	opts Options
+	srv          *mqtt.Server
+	opts         Options
+	guardMetrics *guardMetrics
 }
 
 // New builds a broker; Start opens its listeners.
@@ -73,6 +79,11 @@ func New(opts Options, h Handler) (*Broker, error) {
 		Logger:       opts.Logger.With("component", "mqtt-broker"),
 	})
 	b := &Broker{srv: srv, opts: opts}
+	gm, err := newGuardMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	b.guardMetrics = gm
 	for _, hk := range opts.Hooks {
 		if err := srv.AddHook(hk, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook %s: %w", hk.ID(), err)
@@ -82,12 +93,12 @@ func New(opts Options, h Handler) (*Broker, error) {
 		return nil, fmt.Errorf("broker: add ingest hook: %w", err)
 	}
 	if opts.Addr != "" {
-		if err := srv.AddListener(listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: opts.Addr})); err != nil {
+		if err := srv.AddListener(newGuardedListener("tcp", opts.Addr, nil, opts.Limits, int(opts.MaxPacketSize), srv, gm)); err != nil {
 			return nil, fmt.Errorf("broker: listener %s: %w", opts.Addr, err)
 		}
 	}
 	if opts.TLSAddr != "" {
-		if err := srv.AddListener(listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tls", Address: opts.TLSAddr, TLSConfig: opts.TLSConfig})); err != nil {
+		if err := srv.AddListener(newGuardedListener("tls", opts.TLSAddr, opts.TLSConfig, opts.Limits, int(opts.MaxPacketSize), srv, gm)); err != nil {
 			return nil, fmt.Errorf("broker: listener %s: %w", opts.TLSAddr, err)
 		}
 	}

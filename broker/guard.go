@@ -1,0 +1,334 @@
+package broker
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookoutfire/lookout/auth"
+	"github.com/lookoutfire/lookout/clock"
+)
+
+// Limits bound what one connection may cost the broker before and after CONNECT.
+type Limits struct {
+	// ConnectTimeout: CONNECT must be complete this long after accept (and the
+	// TLS handshake fits in it too); idle sockets cannot pile up. 0 = 10 s.
+	ConnectTimeout time.Duration
+	// ConnPerIPPerMinute caps new connections per source IP; 0 = unlimited.
+	ConnPerIPPerMinute int
+	// Clock drives the per-IP windows (tests use clock.Fake); nil = real time.
+	Clock clock.Clock
+}
+
+// defaultGuardPacketSize bounds the guard's packet buffer when Options gives no
+// MaxPacketSize: the guard holds one whole packet before mochi sees it.
+const defaultGuardPacketSize = 1 << 20
+
+// guardMetrics count what the edge refused and the panics it contained.
+type guardMetrics struct {
+	rejected  *prometheus.CounterVec // reason
+	panics    prometheus.Counter
+	throttled prometheus.Counter
+}
+
+func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
+	m := &guardMetrics{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_mqtt_guard_closed_total",
+			Help: "MQTT connections closed by the packet guard, by reason (malformed, too_large, connect_timeout)."}, []string{"reason"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_mqtt_panics_recovered_total",
+			Help: "Panics inside the MQTT broker's connection handling that were contained to one connection. Should stay 0."}),
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_mqtt_connections_throttled_total",
+			Help: "MQTT connections refused at accept because their source IP exceeded its connection rate."}),
+	}
+	for _, r := range []string{"malformed", "too_large", "connect_timeout"} {
+		m.rejected.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.rejected, m.panics, m.throttled} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("broker: metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// guardedListener is a mochi listener that owns the accept loop so it can
+// (1) throttle connections per source IP, (2) wrap each connection in the
+// packet guard, and (3) contain any panic in that connection's goroutine —
+// mochi runs a client's whole read loop inside the establish callback, so a
+// recover here is the last line if a decoder bug slips past the guard.
+type guardedListener struct {
+	id, addr  string
+	tlsConfig *tls.Config
+	limits    Limits
+	maxPacket int
+	srv       *mqtt.Server
+	m         *guardMetrics
+	perIP     *auth.WindowLimiter
+	// validate is false only in tests that prove the recover net on its own.
+	validate bool
+
+	mu  sync.Mutex
+	ln  net.Listener
+	log *slog.Logger
+	end atomic.Bool
+}
+
+func newGuardedListener(id, addr string, tlsConfig *tls.Config, limits Limits, maxPacket int, srv *mqtt.Server, m *guardMetrics) *guardedListener {
+	if limits.ConnectTimeout <= 0 {
+		limits.ConnectTimeout = 10 * time.Second
+	}
+	if limits.Clock == nil {
+		limits.Clock = clock.Real{}
+	}
+	if maxPacket <= 0 {
+		maxPacket = defaultGuardPacketSize
+	}
+	l := &guardedListener{id: id, addr: addr, tlsConfig: tlsConfig, limits: limits, maxPacket: maxPacket, srv: srv, m: m, validate: true}
+	if limits.ConnPerIPPerMinute > 0 {
+		l.perIP = auth.NewWindowLimiter(limits.ConnPerIPPerMinute, time.Minute)
+	}
+	return l
+}
+
+func (l *guardedListener) ID() string       { return l.id }
+func (l *guardedListener) Protocol() string { return "tcp" }
+
+func (l *guardedListener) Address() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.addr
+}
+
+// Init opens the socket.
+func (l *guardedListener) Init(log *slog.Logger) error {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return fmt.Errorf("broker: listen %s: %w", l.addr, err)
+	}
+	if l.tlsConfig != nil {
+		ln = tls.NewListener(ln, l.tlsConfig)
+	}
+	l.mu.Lock()
+	l.ln, l.log = ln, log
+	l.mu.Unlock()
+	return nil
+}
+
+// Serve accepts until Close.
+func (l *guardedListener) Serve(establish listeners.EstablishFn) {
+	for !l.end.Load() {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if l.end.Load() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		if l.perIP != nil {
+			host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+			if !l.perIP.Allow(host, l.limits.Clock.Now()) {
+				l.m.throttled.Inc()
+				_ = conn.Close()
+				continue
+			}
+		}
+		gc := newGuardConn(conn, l.maxPacket, l.limits.ConnectTimeout, l.m, l.validate)
+		go l.serveConn(gc, establish)
+	}
+}
+
+func (l *guardedListener) serveConn(gc *guardConn, establish listeners.EstablishFn) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.m.panics.Inc()
+			l.log.Error("mqtt connection panicked; connection closed, broker continues",
+				"remote", gc.RemoteAddr().String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			_ = gc.Close()
+			l.dropClient(gc)
+		}
+	}()
+	if err := establish(l.id, gc); err != nil {
+		l.log.Debug("mqtt connection ended", "remote", gc.RemoteAddr().String(), "err", err)
+	}
+}
+
+// dropClient removes the client whose read loop panicked: mochi's normal
+// disconnect path did not run, so its session and subscriptions would linger.
+func (l *guardedListener) dropClient(gc *guardConn) {
+	for _, cl := range l.srv.Clients.GetAll() {
+		if cl.Net.Conn == net.Conn(gc) {
+			cl.Stop(errors.New("panic in connection handler"))
+			l.srv.UnsubscribeClient(cl)
+			l.srv.Clients.Delete(cl.ID)
+		}
+	}
+}
+
+// Close stops accepting and closes this listener's clients.
+func (l *guardedListener) Close(closeClients listeners.CloseFn) {
+	l.end.Store(true)
+	l.mu.Lock()
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+	l.mu.Unlock()
+	closeClients(l.id)
+}
+
+// guardConn hands mochi only whole packets that passed checkPacket. It reads
+// the fixed header itself, refuses anything over the size limit before
+// buffering it, and enforces the CONNECT deadline.
+type guardConn struct {
+	net.Conn
+	br        *bufio.Reader
+	maxPacket int
+	m         *guardMetrics
+	validate  bool
+
+	mu              sync.Mutex // deadlines vs. the first packet
+	connected       bool
+	connectDeadline time.Time
+
+	version byte
+	out     []byte // validated bytes not yet read by mochi
+	off     int
+	err     error
+}
+
+func newGuardConn(c net.Conn, maxPacket int, connectTimeout time.Duration, m *guardMetrics, validate bool) *guardConn {
+	gc := &guardConn{Conn: c, br: bufio.NewReaderSize(c, 4096), maxPacket: maxPacket, m: m, validate: validate,
+		connectDeadline: time.Now().Add(connectTimeout)}
+	_ = c.SetReadDeadline(gc.connectDeadline)
+	return gc
+}
+
+// ConnectionState exposes the TLS state (client certificate) to the auth hook.
+func (c *guardConn) ConnectionState() tls.ConnectionState {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState()
+	}
+	return tls.ConnectionState{}
+}
+
+// SetDeadline / SetReadDeadline: before CONNECT has arrived the connect
+// deadline wins, whatever mochi asks for.
+func (c *guardConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
+
+func (c *guardConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	if !c.connected && (t.IsZero() || t.After(c.connectDeadline)) {
+		t = c.connectDeadline
+	}
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+// Read serves validated bytes, reading and checking the next packet when empty.
+func (c *guardConn) Read(p []byte) (int, error) {
+	if c.off >= len(c.out) {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if err := c.next(); err != nil {
+			c.err = err
+			return 0, err
+		}
+	}
+	n := copy(p, c.out[c.off:])
+	c.off += n
+	return n, nil
+}
+
+func (c *guardConn) fail(reason string, err error) error {
+	c.m.rejected.WithLabelValues(reason).Inc()
+	_ = c.Conn.Close()
+	return err
+}
+
+func (c *guardConn) next() error {
+	if cap(c.out) > 64<<10 {
+		c.out = nil // do not keep a big buffer on an idle connection
+	}
+	c.out, c.off = c.out[:0], 0
+	h, err := c.br.ReadByte()
+	if err != nil {
+		return c.readErr(err)
+	}
+	c.out = append(c.out, h)
+	remaining, mult := 0, 1
+	for i := 0; ; i++ {
+		if i == 4 {
+			return c.fail("malformed", malformed("remaining length longer than 4 bytes"))
+		}
+		b, err := c.br.ReadByte()
+		if err != nil {
+			return c.readErr(err)
+		}
+		c.out = append(c.out, b)
+		remaining += int(b&0x7f) * mult
+		mult *= 128
+		if b&0x80 == 0 {
+			break
+		}
+	}
+	if len(c.out)+remaining > c.maxPacket {
+		return c.fail("too_large", fmt.Errorf("mqtt packet of %d bytes exceeds %d: %w", len(c.out)+remaining, c.maxPacket, ErrMalformed))
+	}
+	hdr := len(c.out)
+	c.out = append(c.out, make([]byte, remaining)...)
+	if _, err := io.ReadFull(c.br, c.out[hdr:]); err != nil {
+		return c.readErr(err)
+	}
+	if c.validate {
+		v, err := checkPacket(c.version, h, c.out[hdr:])
+		if err != nil {
+			return c.fail("malformed", err)
+		}
+		c.version = v
+	} else if c.version == 0 {
+		c.version = 4
+	}
+	c.mu.Lock()
+	c.connected = true
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *guardConn) readErr(err error) error {
+	var ne net.Error
+	c.mu.Lock()
+	connected := c.connected
+	c.mu.Unlock()
+	if !connected && errors.As(err, &ne) && ne.Timeout() {
+		return c.fail("connect_timeout", fmt.Errorf("no CONNECT within the connect timeout: %w", err))
+	}
+	return err
+}
