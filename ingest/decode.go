@@ -162,11 +162,11 @@ func (d *decoder) timestamp(v jval) *Reject {
 		if v.esc {
 			raw = unescape(nil, raw)
 		}
-		t, err := time.Parse(time.RFC3339Nano, string(raw))
-		if err != nil {
+		t, ok := parseRFC3339(raw)
+		if !ok {
 			return Rejectf(ReasonBadTimestamp, "ts", "%s is not RFC 3339 (e.g. 2025-06-01T08:30:00Z or 2025-06-01T16:30:00+08:00)", quoteTrunc(string(raw)))
 		}
-		d.ts = t.UTC()
+		d.ts = t
 	case valNumber:
 		if v.frac {
 			return Rejectf(ReasonBadTimestamp, "ts", "numeric ts %s must be an integer count of Unix milliseconds", quoteTrunc(string(v.raw)))
