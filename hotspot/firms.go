@@ -297,7 +297,7 @@ func parseAcq(date, tm string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("acq_time %q: want HHMM", tm)
 	}
 	n, err := strconv.Atoi(t)
-	if err != nil || n < 0 {
+	if err != nil || strings.Trim(t, "0123456789") != "" {
 		return time.Time{}, fmt.Errorf("acq_time %q: want HHMM", tm)
 	}
 	hh, mm := n/100, n%100

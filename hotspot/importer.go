@@ -1,8 +1,12 @@
 package hotspot
 
 import (
+	"bufio"
+	"compress/flate"
+	"compress/gzip"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -107,11 +111,18 @@ func (s *Service) Import(ctx context.Context, source string, r io.Reader, progre
 	}
 	res := ImportResult{Source: source}
 	var batch []incoming
-	pr, err := ParseFIRMS(&capReader{r: r, left: s.cfg.MaxImportBytes}, s.cfg.MaxBadRows, s.cfg.MaxImportRows, func(h Hotspot) error {
-		if !s.loc.Within(h.Lat, h.Lon, s.cfg.AreaBufferM) {
+	body, err := maybeGunzip(r)
+	if err != nil {
+		return res, fmt.Errorf("import %s: %w", source, err)
+	}
+	pr, err := ParseFIRMS(&capReader{r: body, left: s.cfg.MaxImportBytes}, s.cfg.MaxBadRows, s.cfg.MaxImportRows, func(h Hotspot) error {
+		// Most rows of a national file lie far outside: one Locate answers "inside a
+		// zone" for the rest, and only points in no zone pay for the buffer probe.
+		p := s.loc.Locate(h.Lat, h.Lon)
+		if len(p.Zones) == 0 && !s.loc.Within(h.Lat, h.Lon, s.cfg.AreaBufferM) {
 			res.OutsideArea++
 		} else {
-			batch = append(batch, s.match(h, s.loc.Locate(h.Lat, h.Lon)))
+			batch = append(batch, s.match(h, p))
 		}
 		if n := res.OutsideArea + len(batch); n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -461,6 +472,35 @@ func minNonZero(a, b int64) int64 {
 
 // ErrImportTooLarge means a FIRMS file exceeds max_import_bytes.
 var ErrImportTooLarge = fmt.Errorf("firms file: %w", errs.ErrTooLarge)
+
+// maybeGunzip transparently decompresses a gzip stream (FIRMS archives are often
+// kept gzipped); the byte cap then applies to the decompressed text, which also
+// defuses a gzip bomb.
+func maybeGunzip(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(2)
+	if err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
+		return br, nil // short or plain input: the parser reports what is wrong with it
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %v: %w", err, ErrBadFile)
+	}
+	return gzipErrs{zr}, nil
+}
+
+// gzipErrs turns a corrupt or truncated gzip stream into ErrBadFile (the file is
+// bad, not the server), keeping ErrImportTooLarge and other read errors as they are.
+type gzipErrs struct{ r io.Reader }
+
+func (g gzipErrs) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	var ce flate.CorruptInputError
+	if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ce) {
+		err = fmt.Errorf("gzip: %v: %w", err, ErrBadFile)
+	}
+	return n, err
+}
 
 // capReader fails (instead of silently truncating) once more than left bytes are read.
 type capReader struct {

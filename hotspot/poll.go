@@ -138,7 +138,7 @@ func (s *Service) pollDir(ctx context.Context, src SourceConfig) error {
 		f.Close()
 		dest := "done"
 		switch {
-		case errors.Is(ierr, ErrBadFile), errors.Is(ierr, ErrTooManyRows):
+		case errors.Is(ierr, ErrBadFile), errors.Is(ierr, ErrTooManyRows), errors.Is(ierr, ErrImportTooLarge):
 			dest = "failed"
 			errList = append(errList, fmt.Errorf("%s: %w", name, ierr))
 		case ierr != nil: // database or context trouble: leave the file for the next poll
