@@ -25,7 +25,7 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Limits:    Limits{MaxPayload: 256 << 10, MaxSnapshot: 192 << 10, MaxFuture: 5 * time.Minute, MaxPast: 7 * 24 * time.Hour},
+		Limits:    Limits{MaxPayload: 256 << 10, MaxSnapshot: 160 << 10, MaxFuture: 5 * time.Minute, MaxPast: 7 * 24 * time.Hour},
 		QueueSize: 4096, BatchSize: 512, DeadLetter: true, TopicPrefix: "fire",
 	}
 }
@@ -35,8 +35,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxPayload < 256:
 		return errors.New("max_payload: must be >= 256")
-	case c.MaxSnapshot < 0 || c.MaxSnapshot > c.MaxPayload:
-		return errors.New("max_snapshot: must be 0..max_payload")
+	case c.MaxSnapshot < 0 || c.MaxSnapshot/3*4+4096 > c.MaxPayload:
+		return errors.New("max_snapshot: base64 of it plus 4 KiB of fields must fit in max_payload")
 	case c.MaxFuture < 0:
 		return errors.New("max_future: must be >= 0")
 	case c.MaxPast <= 0:

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lookoutfire/lookout/errs"
 )
 
 // Class is a device class; it is the second topic level: fire/{class}/{device}/{kind}.
@@ -131,6 +133,10 @@ func (e *Reject) Error() string {
 	}
 	return fmt.Sprintf("rejected (%s): %s", e.Reason, e.Detail)
 }
+
+// Unwrap makes every rejection an errs.ErrInvalid, so generic callers (the HTTP
+// edge) classify it without knowing about readings.
+func (e *Reject) Unwrap() error { return errs.ErrInvalid }
 
 // Rejectf builds a *Reject.
 func Rejectf(reason Reason, field, format string, args ...any) *Reject {
