@@ -1,0 +1,260 @@
+package geo
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/paulmach/orb"
+
+	"github.com/lookoutfire/lookout/errs"
+)
+
+const boundaries = "../../shared/testdata/boundaries/"
+
+func TestBadLayers(t *testing.T) {
+	sq := `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]]`
+	zone := func(id, level, parent string) string {
+		p := ""
+		if parent != "" {
+			p = `,"parent":"` + parent + `"`
+		}
+		return `{"type":"Feature","id":"` + id + `","properties":{"name":"n","level":"` + level + `"` + p + `},"geometry":{"type":"Polygon","coordinates":` + sq + `}}`
+	}
+	coll := func(feats ...string) string {
+		return `{"type":"FeatureCollection","features":[` + strings.Join(feats, ",") + `]}`
+	}
+	cases := []struct {
+		name, layer, body string
+		want              []string // substrings of the error
+	}{
+		{"zero features", LayerForests, `{"type":"FeatureCollection","features":[]}`, []string{"0 features"}},
+		{"not json", LayerForests, `{"type":`, []string{"not GeoJSON"}},
+		{"empty body", LayerForests, ``, []string{"empty document"}},
+		{"geometry not collection", LayerForests, `{"type":"Polygon","coordinates":` + sq + `}`, []string{`top-level type "Polygon"`}},
+		{"open ring", LayerForests, coll(`{"type":"Feature","id":"f7","geometry":{"type":"Polygon","coordinates":[[[107,31],[107.1,31],[107.1,31.1],[107,31.1]]]}}`),
+			[]string{`feature #1 (id "f7")`, "not closed"}},
+		{"too few positions", LayerForests, coll(`{"type":"Feature","id":"tiny","geometry":{"type":"Polygon","coordinates":[[[107,31],[107.1,31],[107,31]]]}}`),
+			[]string{`id "tiny"`, "at least 4"}},
+		{"latitude out of range", LayerForests, coll(`{"type":"Feature","id":"up","geometry":{"type":"Polygon","coordinates":[[[107,31],[107.1,31],[107.1,95],[107,31]]]}}`),
+			[]string{`id "up"`, "position 3", "not a valid"}},
+		{"NaN as a string", LayerForests, coll(`{"type":"Feature","id":"nan","geometry":{"type":"Polygon","coordinates":[[["NaN",31],[107.1,31],[107.1,31.1],["NaN",31]]]}}`),
+			[]string{`id "nan"`, "bad feature"}},
+		{"number overflow", LayerForests, coll(`{"type":"Feature","id":"big","geometry":{"type":"Polygon","coordinates":[[[1e999,31],[107.1,31],[107.1,31.1],[1e999,31]]]}}`),
+			[]string{`id "big"`}},
+		{"wrong geometry type", LayerForests, coll(`{"type":"Feature","id":"ln","geometry":{"type":"LineString","coordinates":[[107,31],[107.1,31]]}}`),
+			[]string{`id "ln"`, "LineString", "want Polygon or MultiPolygon"}},
+		{"no geometry", LayerForests, coll(`{"type":"Feature","id":"ng","geometry":null}`), []string{`id "ng"`, "no geometry"}},
+		{"no id", LayerForests, coll(`{"type":"Feature","geometry":{"type":"Polygon","coordinates":` + sq + `}}`), []string{"feature #1", "no id"}},
+		{"duplicate id", LayerForests, coll(
+			`{"type":"Feature","id":"a","geometry":{"type":"Polygon","coordinates":`+sq+`}}`,
+			`{"type":"Feature","id":"a","geometry":{"type":"Polygon","coordinates":`+sq+`}}`), []string{`feature #2 (id "a")`, "duplicate"}},
+		{"not a feature", LayerForests, coll(`{"type":"Polygon","id":"x","coordinates":` + sq + `}`), []string{`id "x"`, "want Feature"}},
+		{"unknown crs", LayerForests, coll(`{"type":"Feature","id":"a","geometry":{"type":"Polygon","coordinates":` + sq + `}}`), []string{"unknown coordinate system"}},
+		{"zone parent missing", LayerZones, coll(zone("c", "county", ""), zone("t", "town", "ghost")), []string{`zone "t"`, `parent "ghost" does not exist`}},
+		{"zone cycle", LayerZones, coll(zone("a", "town", "b"), zone("b", "town", "a")), []string{"cycle"}},
+		{"zone self parent", LayerZones, coll(zone("a", "town", "a")), []string{`id "a"`, "own parent"}},
+		{"zone wrong nesting", LayerZones, coll(zone("v", "village", ""), zone("t", "town", "v")), []string{`zone "t" (town)`, `parent "v" is a village`}},
+		{"zone bad level", LayerZones, coll(zone("p", "province", "")), []string{`id "p"`, `level "province"`}},
+		{"zone bad duty", LayerZones, coll(`{"type":"Feature","id":"d","properties":{"level":"county","duty":[{"name":"x"}]},"geometry":{"type":"Polygon","coordinates":` + sq + `}}`),
+			[]string{`id "d"`, "duty contact 1 needs a name and a phone"}},
+		{"mask point without radius", LayerMasks, coll(`{"type":"Feature","id":"m","geometry":{"type":"Point","coordinates":[107,31]}}`), []string{`id "m"`, "radius_m"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := mustLayers(t, DefaultConfig())
+			good := coll(`{"type":"Feature","id":"keep","properties":{"level":"county"},"geometry":{"type":"Polygon","coordinates":` + sq + `}}`)
+			if err := l.Replace(c.layer, []byte(good), ""); err != nil {
+				t.Fatalf("good layer: %v", err)
+			}
+			before := l.Current()
+			crs := ""
+			if c.name == "unknown crs" {
+				crs = "bd09"
+			}
+			err := l.Replace(c.layer, []byte(c.body), crs)
+			if err == nil {
+				t.Fatal("bad layer accepted")
+			}
+			if !errors.Is(err, errs.ErrInvalid) || !errors.Is(err, ErrBadLayer) {
+				t.Errorf("error %v does not wrap ErrBadLayer/errs.ErrInvalid", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if l.Current() != before {
+				t.Error("the index changed after a failed Replace")
+			}
+			if c.layer == LayerForests && len(l.Current().Locate(orb.Point{107.05, 31.05}).Forests) != 1 {
+				t.Error("the old forest layer no longer answers")
+			}
+		})
+	}
+	l := mustLayers(t, DefaultConfig())
+	if err := l.Replace("rivers", []byte(coll()), ""); !errors.Is(err, ErrUnknownLayer) || !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("unknown layer: %v", err)
+	}
+}
+
+// TestRealBoundaries loads the two real county outlines (DataV GeoAtlas
+// format, GCJ-02): Pingchang is a FeatureCollection with one 7-part
+// MultiPolygon, Fengdu a bare array of one Feature.
+func TestRealBoundaries(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Forests = LayerFile{Path: boundaries + "511923_pingchang_gcj02.json", CRS: "gcj02", IDProperty: "adcode"}
+	cfg.Zones = LayerFile{Path: boundaries + "500230_fengdu_gcj02.json", CRS: "gcj02", IDProperty: "adcode"}
+	// Fengdu's properties say level "district": as a zone layer it must be refused, naming it.
+	if _, err := NewLayers(cfg); err == nil || !strings.Contains(err.Error(), `id "500230"`) || !strings.Contains(err.Error(), `level "district"`) {
+		t.Fatalf("DataV county as a zone layer: %v", err)
+	}
+	cfg.Zones = LayerFile{}
+	cfg.Masks = LayerFile{Path: boundaries + "500230_fengdu_gcj02.json", CRS: "gcj02", IDProperty: "adcode"}
+	l, err := NewLayers(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := l.Current()
+	if c := ix.Counts(); c[LayerForests] != 1 || c[LayerMasks] != 1 {
+		t.Fatalf("counts %v", c)
+	}
+	// Pingchang's town centre (GCJ-02 "center" property 107.101937, 31.562814).
+	centre := GCJ02ToWGS84(orb.Point{107.101937, 31.562814})
+	if loc := ix.Locate(centre); len(loc.Forests) != 1 || loc.Forests[0] != "511923" || loc.DistanceM != 0 {
+		t.Errorf("Pingchang centre: %+v", loc)
+	}
+	// 50 km east of the county's eastern edge (107.58 E): outside, nothing within 5 km.
+	far := destination(orb.Point{107.58, 31.56}, 90, 50000)
+	if loc := ix.Locate(far); len(loc.Forests) != 0 || loc.DistanceM != -1 {
+		t.Errorf("50 km away: %+v", loc)
+	}
+	// 3 km east of the easternmost vertex: outside, and the boundary is at
+	// most 3 km away (that vertex) and not much nearer.
+	east := orb.Point{-180, 0}
+	for _, pg := range ix.forests.shapes[0].polys {
+		for _, p := range pg.outer.pts {
+			if p[0] > east[0] {
+				east = p
+			}
+		}
+	}
+	if loc := ix.Locate(destination(east, 90, 3000)); len(loc.Forests) != 0 || loc.NearestForest != "511923" ||
+		loc.DistanceM > 3000.01 || loc.DistanceM < 2500 || loc.NearForest {
+		t.Errorf("3 km east of the easternmost vertex: %+v", loc)
+	}
+	// Fengdu (as a polygon mask here): its centre is covered.
+	if m := ix.Locate(GCJ02ToWGS84(orb.Point{107.73248, 29.866424})).Mask; m != "500230" {
+		t.Errorf("Fengdu centre mask %q", m)
+	}
+	// The GCJ-02 offset is a few hundred metres: a point just inside the GCJ-02
+	// outline near a vertex must not be trusted blindly; check the shift itself.
+	raw := orb.Point{107.101937, 31.562814}
+	if d := Distance(raw, centre); d < 200 || d > 800 {
+		t.Errorf("GCJ-02 → WGS84 shift %.0f m, want a few hundred metres", d)
+	}
+}
+
+func TestBareArrayAndFeatureIDs(t *testing.T) {
+	sq := `{"type":"Polygon","coordinates":[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]]}`
+	body := `[{"type":"Feature","id":17,"properties":{},"geometry":` + sq + `}]`
+	l := mustLayers(t, DefaultConfig())
+	if err := l.Replace(LayerForests, []byte(body), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Current().Locate(orb.Point{107.05, 31.05}).Forests; len(got) != 1 || got[0] != "17" {
+		t.Errorf("numeric feature id: %v", got)
+	}
+}
+
+func TestLayersPersistAndReload(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	l := mustLayers(t, cfg)
+	if err := l.Replace(LayerZones, testZones(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "zones.geojson")); err != nil {
+		t.Fatal(err)
+	}
+	l2 := mustLayers(t, cfg)
+	if got := l2.Current().ZonePath("g1"); len(got) != 4 {
+		t.Errorf("reloaded zone path %v", got)
+	}
+	zone, forest := l2.TagPoint(31.01, 107.01)
+	if zone != "g1" || forest != "" {
+		t.Errorf("TagPoint = %q, %q", zone, forest)
+	}
+	if z, f := l2.TagPoint(0, 0); z != "" || f != "" {
+		t.Error("TagPoint(0,0) tagged")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		key string
+		mut func(*Config)
+	}{
+		{"search_radius_m", func(c *Config) { c.SearchRadiusM = 0 }},
+		{"near_forest_m", func(c *Config) { c.NearForestM = c.SearchRadiusM + 1 }},
+		{"camera_range_m", func(c *Config) { c.CameraRangeM = -1 }},
+		{"min_baseline_m", func(c *Config) { c.MinBaselineM = -5 }},
+		{"min_crossing_deg", func(c *Config) { c.MinCrossingDeg = 90 }},
+		{"max_layer_bytes", func(c *Config) { c.MaxLayerBytes = 10 }},
+		{"zones.crs", func(c *Config) { c.Zones.CRS = "bd09" }},
+	}
+	for _, c := range cases {
+		cfg := DefaultConfig()
+		c.mut(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), c.key+":") {
+			t.Errorf("%s: %v", c.key, err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Forests.Path = "/nonexistent/forests.geojson"
+	if _, err := NewLayers(cfg); err == nil {
+		t.Error("missing layer file accepted")
+	}
+}
+
+// FuzzParseLayer: no input may panic the layer parser, and whatever it accepts
+// must answer queries.
+func FuzzParseLayer(f *testing.F) {
+	for _, name := range []string{"511923_pingchang_gcj02.json", "500230_fengdu_gcj02.json"} {
+		if b, err := os.ReadFile(boundaries + name); err == nil {
+			f.Add(b, uint8(0))
+		}
+	}
+	f.Add([]byte(`{"type":"FeatureCollection","features":[{"type":"Feature","id":"a","properties":{"level":"county"},"geometry":{"type":"Polygon","coordinates":[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]]}}]}`), uint8(1))
+	f.Add([]byte(`[{"type":"Feature","id":"m","properties":{"radius_m":100},"geometry":{"type":"Point","coordinates":[107,31]}}]`), uint8(2))
+	f.Add([]byte(`{"type":"FeatureCollection","features":[{"type":"Feature","id":"a","geometry":{"type":"MultiPolygon","coordinates":[[[[1,1]]],[]]}}]}`), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
+		name := []string{LayerForests, LayerZones, LayerMasks}[int(which)%3]
+		ly, err := parseLayer(name, data, "", "id")
+		if err != nil {
+			if !errors.Is(err, errs.ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		var ix *Index
+		switch name {
+		case LayerForests:
+			ix = newIndex(DefaultConfig(), ly, nil, nil)
+		case LayerZones:
+			ix = newIndex(DefaultConfig(), nil, ly, nil)
+		default:
+			ix = newIndex(DefaultConfig(), nil, nil, ly)
+		}
+		for _, p := range []orb.Point{{107.05, 31.05}, {0, 0}, {1, 1}} {
+			ix.Locate(p)
+			ix.RayForests(p, 45, 20000)
+		}
+	})
+}
