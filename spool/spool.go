@@ -804,3 +804,6 @@ func (s *Spool) closeFiles() error {
 	}
 	return err
 }
+
+// Dir is the spool directory; the InfluxDB writer keeps its rejected lines there.
+func (s *Spool) Dir() string { return s.dir }
