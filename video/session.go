@@ -46,7 +46,6 @@ func (m *Manager) addViewer(ctx context.Context, camera, offer string) (string, 
 		return "", "", ErrFFmpegMissing
 	}
 	v := &viewer{id: newSessionID(), st: st, created: m.clock.Now(), q: make(chan relayPacket, m.cfg.ViewerQueue), done: make(chan struct{})}
-	v.waitKey.Store(true)
 
 	// reserve the slot first: the limits hold even while handshakes are in flight
 	m.mu.Lock()
@@ -158,6 +157,7 @@ func (m *Manager) activateViewer(v *viewer) {
 		return
 	}
 	v.active = true
+	v.waitKey.Store(true)
 	cur := *st.active.Load()
 	next := make([]*viewer, 0, len(cur)+1)
 	next = append(append(next, cur...), v)
