@@ -1,0 +1,329 @@
+package hotspot
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lookoutfire/lookout/errs"
+)
+
+func importFile(t *testing.T, e *testEnv, path string) ImportResult {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := e.svc.Import(context.Background(), path, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func listAll(t *testing.T, e *testEnv, f ListFilter) []Report {
+	t.Helper()
+	rs, err := e.svc.List(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func reportAt(t *testing.T, e *testEnv, lat, lon float64) Report {
+	t.Helper()
+	for _, r := range listAll(t, e, ListFilter{}) {
+		if haversineM(r.Lat, r.Lon, lat, lon) < 1000 {
+			return r
+		}
+	}
+	t.Fatalf("no report near %v,%v", lat, lon)
+	return Report{}
+}
+
+func TestImportMatchAssignAndIdempotent(t *testing.T) {
+	e := newEnv(t, nil)
+	res := importFile(t, e, "testdata/viirs_noaa20_api_instrument.csv")
+	if res.Rows != 4 || res.New != 4 || res.Duplicate != 0 || res.Bad != 0 || res.OutsideArea != 0 || res.ReportsCreated != 3 {
+		t.Fatalf("first import: %+v", res)
+	}
+	// The two adjacent N20 pixels at 00:33 in forest F1, village V11: one report for Li Wei.
+	r := reportAt(t, e, 25.212, 100.22)
+	want := Report{Status: StatusAssigned, Class: ClassForest, ZoneID: "v11", ZonePath: "County / T1 / V11", Forest: "F1",
+		Unit: "V11", Assignee: "Li Wei", AssigneePhone: "300", Hotspots: 2, MaxFRP: 12.9}
+	if r.Status != want.Status || r.Class != want.Class || r.ZoneID != want.ZoneID || r.ZonePath != want.ZonePath ||
+		r.Forest != want.Forest || r.Unit != want.Unit || r.Assignee != want.Assignee || r.AssigneePhone != want.AssigneePhone ||
+		r.Hotspots != want.Hotspots || r.MaxFRP != want.MaxFRP {
+		t.Errorf("forest report %+v", r)
+	}
+	if r.Deadline == nil || !r.Deadline.Equal(t0.Add(time.Hour)) {
+		t.Errorf("forest deadline %v, want %v", r.Deadline, t0.Add(time.Hour))
+	}
+	if want := time.Date(2026, 3, 14, 0, 33, 0, 0, time.UTC); !r.FirstSeen.Equal(want) || !r.LastSeen.Equal(want) {
+		t.Errorf("seen %v–%v", r.FirstSeen, r.LastSeen)
+	}
+	// East half: town T2's duty; elsewhere → 4 h.
+	r2 := reportAt(t, e, 25.30012, 100.41233)
+	if r2.Class != ClassElsewhere || r2.ZoneID != "t2" || r2.Assignee != "Zhao Min" || !r2.Deadline.Equal(t0.Add(4*time.Hour)) {
+		t.Errorf("T2 report %+v", r2)
+	}
+	// West half outside V11: T1 has nobody on duty, so the county's contact answers.
+	r3 := reportAt(t, e, 25.10244, 100.05518)
+	if r3.ZoneID != "t1" || r3.Unit != "County" || r3.Assignee != "Chen Jun" || r3.ZonePath != "County / T1" {
+		t.Errorf("T1 report %+v", r3)
+	}
+	hist, err := e.svc.History(context.Background(), r.ID)
+	if err != nil || len(hist) != 2 || hist[0].Action != "created" || hist[1].Action != "assigned" || hist[1].Actor != "system" {
+		t.Errorf("history %+v %v", hist, err)
+	}
+	if e.ev.count() != 3 {
+		t.Errorf("%d events, want 3", e.ev.count())
+	}
+
+	// Same file again: nothing new.
+	res = importFile(t, e, "testdata/viirs_noaa20_api_instrument.csv")
+	if res.Rows != 4 || res.New != 0 || res.Duplicate != 4 || res.ReportsCreated != 0 || res.ReportsUpdated != 0 {
+		t.Fatalf("re-import: %+v", res)
+	}
+	// Same hotspots re-formatted (4 decimals, padded time, words for confidence): still known.
+	csv := viirsHeader + viirsRow(25.2103, 100.2199, time.Date(2026, 3, 14, 0, 33, 0, 0, time.UTC), "N20", 5.31)
+	if res = e.importString(t, csv); res.New != 0 || res.Duplicate != 1 {
+		t.Fatalf("re-formatted: %+v", res)
+	}
+	// A different satellite at the same place and time is a new hotspot (joins the report).
+	csv = viirsHeader + viirsRow(25.2103, 100.2199, time.Date(2026, 3, 14, 0, 33, 0, 0, time.UTC), "N21", 5.31)
+	if res = e.importString(t, csv); res.New != 1 || res.ReportsUpdated != 1 || res.ReportsCreated != 0 {
+		t.Fatalf("other satellite: %+v", res)
+	}
+	if got := len(listAll(t, e, ListFilter{})); got != 3 {
+		t.Errorf("%d reports, want 3", got)
+	}
+	if v := testutil.ToFloat64(e.svc.m.rows.WithLabelValues("duplicate")); v != 5 {
+		t.Errorf("duplicate counter %v, want 5", v)
+	}
+	if v := testutil.ToFloat64(e.svc.m.rows.WithLabelValues("new")); v != 5 {
+		t.Errorf("new counter %v, want 5", v)
+	}
+}
+
+func TestImportDuplicatesInsideOneFile(t *testing.T) {
+	e := newEnv(t, nil)
+	row := viirsRow(25.2, 100.3, t0.Add(-time.Hour), "N", 3)
+	res := e.importString(t, viirsHeader+row+row+row)
+	if res.New != 1 || res.Duplicate != 2 || res.ReportsCreated != 1 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestImportOutsideAreaBadRowsAndClasses(t *testing.T) {
+	e := newEnv(t, nil)
+	at := time.Date(2026, 3, 14, 1, 30, 0, 0, time.UTC)
+	csv := viirsHeader +
+		viirsRow(30.0, 110.0, at, "N", 1) + // far away
+		viirsRow(25.2, 100.53, at, "N", 1) + // 3 km east of the county: outside the 2 km buffer
+		viirsRow(25.2, 100.51, at, "N", 1) + // 1 km east of the county: kept by the buffer
+		viirsRow(25.4, 100.01, at, "N", 1) + // on mask M1
+		viirsRow(25.226, 100.145, at, "N", 1) + // ~500 m west of F1: near forest
+		"25.1,100.3,330,0.4,0.4,2026-03-14,0130,N,VIIRS,x,2.0NRT,290,1,N\n" + // bad confidence
+		viirsRow(25.05, 100.45, at, "N", 1) // elsewhere in T2
+	res := e.importString(t, csv)
+	if res.Rows != 6 || res.OutsideArea != 2 || res.New != 4 || res.Bad != 1 || len(res.BadRows) != 1 || res.BadRows[0].Line != 7 {
+		t.Fatalf("%+v", res)
+	}
+	tests := []struct {
+		lat, lon float64
+		class    Class
+		deadline time.Duration
+		zone     string
+		status   Status
+	}{
+		{25.2, 100.51, ClassElsewhere, 4 * time.Hour, "", StatusNew},
+		{25.4, 100.01, ClassHeatSource, 0, "t1", StatusAssigned},
+		{25.226, 100.145, ClassNearForest, 2 * time.Hour, "v11", StatusAssigned},
+		{25.05, 100.45, ClassElsewhere, 4 * time.Hour, "t2", StatusAssigned},
+	}
+	for _, tc := range tests {
+		r := reportAt(t, e, tc.lat, tc.lon)
+		if r.Class != tc.class || r.ZoneID != tc.zone || r.Status != tc.status {
+			t.Errorf("%v,%v: class %s zone %q status %s; want %s %q %s", tc.lat, tc.lon, r.Class, r.ZoneID, r.Status, tc.class, tc.zone, tc.status)
+		}
+		switch {
+		case tc.deadline == 0 && r.Deadline != nil:
+			t.Errorf("%v,%v: deadline %v, want none", tc.lat, tc.lon, r.Deadline)
+		case tc.deadline != 0 && (r.Deadline == nil || !r.Deadline.Equal(t0.Add(tc.deadline))):
+			t.Errorf("%v,%v: deadline %v, want %v", tc.lat, tc.lon, r.Deadline, t0.Add(tc.deadline))
+		}
+	}
+	if r := reportAt(t, e, 25.4, 100.01); r.Mask != "M1" {
+		t.Errorf("mask %q", r.Mask)
+	}
+	if r := reportAt(t, e, 25.226, 100.145); r.Forest != "F1" {
+		t.Errorf("near forest: forest %q", r.Forest)
+	}
+}
+
+func TestImportBadRowsFixture(t *testing.T) {
+	e := newEnv(t, nil)
+	res := importFile(t, e, "testdata/mixed_bad_rows.csv")
+	if res.Rows != 2 || res.Bad != 5 || res.New != 2 || res.ReportsCreated != 1 {
+		t.Fatalf("%+v", res)
+	}
+	var lines []int
+	for _, b := range res.BadRows {
+		lines = append(lines, b.Line)
+	}
+	if len(lines) != 5 || lines[0] != 3 || lines[4] != 7 {
+		t.Fatalf("bad lines %v", lines)
+	}
+}
+
+func TestImportArchiveTypeIsHeatSource(t *testing.T) {
+	e := newEnv(t, nil)
+	res := importFile(t, e, "testdata/modis_archive_type.csv")
+	if res.New != 3 || res.ReportsCreated != 3 {
+		t.Fatalf("%+v", res)
+	}
+	// This row also lies on mask M1: the known heat source names it.
+	if r := reportAt(t, e, 25.4011, 100.0123); r.Class != ClassHeatSource || r.Mask != "M1" || r.Deadline != nil {
+		t.Errorf("type 2 row: %+v", r)
+	}
+	// Off any mask, FIRMS's own type 1/2 (volcano, static land source) still marks a heat source.
+	res = e.importString(t, "latitude,longitude,brightness,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_t31,frp,daynight,type\n"+
+		"25.05,100.45,320,1,1,2024-04-02,0315,Terra,MODIS,80,6.1,296,10,D,2\n")
+	if r := reportAt(t, e, 25.05, 100.45); res.New != 1 || r.Class != ClassHeatSource || r.Mask != "FIRMS type 2" || r.Deadline != nil {
+		t.Errorf("type 2 off mask: %+v", r)
+	}
+	if r := reportAt(t, e, 25.2211, 100.3102); r.Class != ClassElsewhere {
+		t.Errorf("type 0 row: %+v", r)
+	}
+}
+
+func TestImportJoinsMergesAndUpgradesOpenReports(t *testing.T) {
+	e := newEnv(t, nil)
+	at := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	// Two reports in T2 about 3 km apart (elsewhere, 4 h).
+	e.importString(t, viirsHeader+viirsRow(25.05, 100.40, at, "N", 1))
+	e.clk.Advance(10 * time.Minute)
+	e.importString(t, viirsHeader+viirsRow(25.05, 100.43, at, "N", 2))
+	a, b := reportAt(t, e, 25.05, 100.40), reportAt(t, e, 25.05, 100.43)
+	if a.ID == b.ID {
+		t.Fatal("3 km apart: one report")
+	}
+	// A later pass lights the pixels between them: both reports become one (the older survives).
+	e.clk.Advance(10 * time.Minute)
+	later := at.Add(5 * time.Hour)
+	res := e.importString(t, viirsHeader+viirsRow(25.05, 100.41, later, "N20", 3)+viirsRow(25.05, 100.42, later, "N20", 4))
+	if res.New != 2 || res.ReportsCreated != 0 || res.ReportsUpdated != 1 || res.ReportsMerged != 1 {
+		t.Fatalf("bridge: %+v", res)
+	}
+	open := listAll(t, e, ListFilter{})
+	if len(open) != 1 || open[0].ID != a.ID || open[0].Hotspots != 4 || open[0].MaxFRP != 4 {
+		t.Fatalf("after merge: %+v", open)
+	}
+	if !open[0].LastSeen.Equal(later) || !open[0].FirstSeen.Equal(at) {
+		t.Errorf("seen %v–%v", open[0].FirstSeen, open[0].LastSeen)
+	}
+	// The survivor keeps its own (earlier) deadline.
+	if !open[0].Deadline.Equal(t0.Add(4 * time.Hour)) {
+		t.Errorf("deadline %v", open[0].Deadline)
+	}
+	merged, err := e.svc.Report(context.Background(), b.ID)
+	if err != nil || merged.Status != StatusMerged || merged.MergedInto != a.ID {
+		t.Fatalf("merged report %+v %v", merged, err)
+	}
+	if hs, _ := e.svc.Hotspots(context.Background(), b.ID); len(hs) != 0 {
+		t.Errorf("merged report still holds %d hotspots", len(hs))
+	}
+	if ms := listAll(t, e, ListFilter{Status: StatusMerged}); len(ms) != 1 || ms[0].ID != b.ID {
+		t.Errorf("merged list %+v", ms)
+	}
+
+	// A forest pixel 1 km away raises an "elsewhere" report to forest: deadline created+1 h.
+	e2 := newEnv(t, nil)
+	e2.importString(t, viirsHeader+viirsRow(25.22, 100.262, at, "N", 1)) // T2, just east of F1
+	r := reportAt(t, e2, 25.22, 100.262)
+	if r.Class != ClassElsewhere && r.Class != ClassNearForest {
+		t.Fatalf("start class %s", r.Class)
+	}
+	e2.clk.Advance(30 * time.Minute)
+	res = e2.importString(t, viirsHeader+viirsRow(25.22, 100.249, at.Add(time.Hour), "N", 1))
+	r2, _ := e2.svc.Report(context.Background(), r.ID)
+	if res.ReportsUpdated != 1 || r2.Class != ClassForest || !r2.Deadline.Equal(r.CreatedAt.Add(time.Hour)) || r2.Hotspots != 2 {
+		t.Fatalf("upgrade: %+v\n%+v", res, r2)
+	}
+}
+
+func TestImportClosedReportDoesNotAbsorb(t *testing.T) {
+	e := newEnv(t, nil)
+	at := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	e.importString(t, viirsHeader+viirsRow(25.05, 100.40, at, "N", 1))
+	r := reportAt(t, e, 25.05, 100.40)
+	if _, err := e.svc.Close(context.Background(), r.ID, "u", CloseRequest{Outcome: "农事用火", Verifier: "Zhao Min",
+		VerifiedAt: t0, Note: "straw burning"}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.importString(t, viirsHeader+viirsRow(25.05, 100.401, at.Add(2*time.Hour), "N", 1))
+	if res.ReportsCreated != 1 || res.ReportsUpdated != 0 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestImportGzipAndLimits(t *testing.T) {
+	data, err := os.ReadFile("testdata/viirs_noaa20_api_instrument.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(data)
+	zw.Close()
+	e := newEnv(t, nil)
+	res, err := e.svc.Import(context.Background(), "gz", bytes.NewReader(gz.Bytes()), nil)
+	if err != nil || res.New != 4 {
+		t.Fatalf("gzip: %+v %v", res, err)
+	}
+	// Truncated gzip: a bad file, not a server error.
+	_, err = e.svc.Import(context.Background(), "gz", bytes.NewReader(gz.Bytes()[:gz.Len()/2]), nil)
+	if !errors.Is(err, ErrBadFile) {
+		t.Fatalf("truncated gzip: %v", err)
+	}
+	// Over max_import_bytes: refused whole, nothing stored.
+	small := newEnv(t, func(c *Config, _ *Deps) { c.MaxImportBytes = 200 })
+	_, err = small.svc.Import(context.Background(), "big", bytes.NewReader(data), nil)
+	if !errors.Is(err, ErrImportTooLarge) || !errors.Is(err, errs.ErrTooLarge) {
+		t.Fatalf("too large: %v", err)
+	}
+	if rs := listAll(t, small, ListFilter{}); len(rs) != 0 {
+		t.Fatalf("partial import stored %d reports", len(rs))
+	}
+	// A file that is not FIRMS at all.
+	_, err = e.svc.Import(context.Background(), "x", strings.NewReader("hello,world\n1,2\n"), nil)
+	if !errors.Is(err, ErrBadFile) {
+		t.Fatalf("not firms: %v", err)
+	}
+}
+
+func TestImportCancelled(t *testing.T) {
+	e := newEnv(t, nil)
+	var b strings.Builder
+	b.WriteString(viirsHeader)
+	for i := 0; i < 10000; i++ {
+		b.WriteString(viirsRow(25.01+float64(i%400)/1000, 100.01+float64(i/400)/100, t0.Add(-time.Hour), "N", 1))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.svc.Import(ctx, "x", strings.NewReader(b.String()), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled import: %v", err)
+	}
+	if rs := listAll(t, e, ListFilter{}); len(rs) != 0 {
+		t.Fatalf("cancelled import stored %d reports", len(rs))
+	}
+}
