@@ -38,10 +38,10 @@ type Config struct {
 	SimCredentials string `yaml:"sim_credentials"`
 
 	// Embedded broker edge limits.
-	MQTTConnectTimeout     time.Duration `yaml:"mqtt_connect_timeout"`      // CONNECT must arrive within this
+	MQTTConnectTimeout     time.Duration `yaml:"mqtt_connect_timeout"`        // CONNECT must arrive within this
 	MQTTConnPerIPPerMinute int           `yaml:"mqtt_conn_per_ip_per_minute"` // new connections per source IP
-	MQTTMaxPacketSize      int           `yaml:"mqtt_max_packet_size"`      // bytes, whole packet
-	MQTTReceiveMaximum     int           `yaml:"mqtt_receive_maximum"`      // QoS>0 publishes in flight per client
+	MQTTMaxPacketSize      int           `yaml:"mqtt_max_packet_size"`        // bytes, whole packet
+	MQTTReceiveMaximum     int           `yaml:"mqtt_receive_maximum"`        // QoS>0 publishes in flight per client
 	// RefusalLogInterval rate-limits "connection/publish refused" log lines per device.
 	RefusalLogInterval time.Duration `yaml:"refusal_log_interval"`
 }

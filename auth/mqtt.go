@@ -230,14 +230,14 @@ type ConnectRequest struct {
 // per-process random key (never the password), keyed by the stored hash so a
 // rotation invalidates the entry at once.
 type MQTTAuth struct {
-	store   *Store
-	devices DeviceLookup
-	prefix  string
-	clk     clock.Clock
-	log     *slog.Logger
-	ttl     time.Duration
-	size    int
-	macKey  []byte
+	store    *Store
+	devices  DeviceLookup
+	prefix   string
+	clk      clock.Clock
+	log      *slog.Logger
+	ttl      time.Duration
+	size     int
+	macKey   []byte
 	logEvery time.Duration
 
 	mu      sync.Mutex

@@ -3,6 +3,8 @@
 // state-changing act.
 package auth
 
+import "context"
+
 // Role is what a person (or script token) is allowed to do. Every /api/v1 route
 // declares exactly one required role in the gateway's route table.
 type Role string
@@ -56,4 +58,36 @@ func (p Principal) Allows(required Role) bool {
 		return p.Role != RoleCamera
 	}
 	return p.Role == required
+}
+
+// ctxKey is the private context key for request-scoped auth state.
+type ctxKey struct{}
+
+// RequestInfo is what the HTTP guard knows about a request: the caller, and
+// audit details a handler may add (e.g. login sets the actor once the password
+// checked out; a user update notes which fields changed).
+type RequestInfo struct {
+	Principal   Principal
+	AuditDetail string
+}
+
+// WithRequestInfo attaches ri to ctx (the guard does this for every route).
+func WithRequestInfo(ctx context.Context, ri *RequestInfo) context.Context {
+	return context.WithValue(ctx, ctxKey{}, ri)
+}
+
+// Info returns the request's auth state, or nil outside a guarded route.
+func Info(ctx context.Context) *RequestInfo {
+	ri, _ := ctx.Value(ctxKey{}).(*RequestInfo)
+	return ri
+}
+
+// PrincipalFrom returns the authenticated caller, if any. Handlers that must
+// narrow further (a camera token may publish only its own device's stream) use it.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	ri := Info(ctx)
+	if ri == nil || ri.Principal.Role == "" {
+		return Principal{}, false
+	}
+	return ri.Principal, true
 }

@@ -52,6 +52,7 @@ type App struct {
 	// --- hotspots ---
 	// --- video ---
 	// --- security ---
+	sec *security // users, tokens, audit, MQTT device auth (security.go)
 
 	apiAddr, opsAddr net.Addr // bound addresses, known after Run starts listening
 	started          chan struct{}
@@ -100,6 +101,9 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	// --- hotspots ---
 	// --- video ---
 	// --- security ---
+	if err = a.setupSecurity(ctx); err != nil {
+		return a, err
+	}
 
 	// --- ingest ---
 	deps := ingest.Deps{
@@ -118,13 +122,16 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		if a.pipeline, err = ingest.NewPipeline(cfg.Ingest, deps); err != nil {
 			return a, err
 		}
-		a.broker, err = broker.New(broker.Options{
+		bopts := broker.Options{
 			Addr:     cfg.MQTT.EmbeddedAddr,
 			Prefix:   cfg.Ingest.TopicPrefix,
 			Reserved: reservedTopics,
-			Hooks:    a.brokerHooks(),
 			Logger:   log,
-		}, func(topic string, payload []byte) error {
+		}
+		if err = a.secureBroker(&bopts); err != nil { // security: auth hooks, limits, TLS
+			return a, err
+		}
+		a.broker, err = broker.New(bopts, func(topic string, payload []byte) error {
 			return a.pipeline.Handle(context.Background(), topic, payload)
 		})
 		if err != nil {
@@ -213,6 +220,7 @@ func (a *App) Run(ctx context.Context) error {
 	goRun("influx writer", a.writer.Run)
 	goRun("registry", a.devices.Run)
 	// --- background loops of other components start here ---
+	goRun("auth housekeeping", a.sec.http.Run)
 
 	if a.broker != nil {
 		if err := a.broker.Start(); err != nil {

@@ -27,6 +27,7 @@ func loadConfig(fs *flag.FlagSet, args []string, stderr io.Writer) (config.Confi
 	httpAddr := fs.String("http-addr", "", "shorthand for --set http.addr=…")
 	dataDir := fs.String("data-dir", "", "shorthand for --set data_dir=…")
 	mqttURL := fs.String("mqtt-url", "", "shorthand for --set mqtt.url=… (external broker)")
+	insecureDev := fs.Bool("insecure-dev", false, "turn ALL authentication off (HTTP routes open, MQTT accepts anyone); local experiments only; = --set auth.insecure_dev=true")
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, err
@@ -42,6 +43,9 @@ func loadConfig(fs *flag.FlagSet, args []string, stderr io.Writer) (config.Confi
 		if v != "" {
 			sets = append(sets, k+"="+v)
 		}
+	}
+	if *insecureDev {
+		sets = append(sets, "auth.insecure_dev=true")
 	}
 	return config.Load(*path, explicit, os.Environ(), sets)
 }

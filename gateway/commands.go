@@ -30,6 +30,8 @@ func commands() map[string]command {
 		"fwi": {"compute the FWI System and fire-danger level from daily CSV (stdin → stdout)", cmdFWI},
 		// --- hotspots ---
 		// --- security ---
+		"mosquitto-config": {"write Mosquitto password and ACL files from the registry and MQTT accounts", cmdMosquittoConfig},
+		"dev-certs":        {"make a local CA, server and device certificates for TLS (dev/test only)", cmdDevCerts},
 	}
 }
 

@@ -30,6 +30,23 @@ func (a *App) routes() []web.Route {
 		// --- hotspots ---
 		// --- video ---
 		// --- security (users, tokens, credentials, audit) ---
+		{Method: post, Pattern: "/api/v1/login", Role: auth.RolePublic, Handler: a.sec.http.HandleLogin, MaxBody: 4 << 10, Audit: "login"},
+		{Method: post, Pattern: "/api/v1/logout", Role: auth.RoleAny, Handler: a.sec.http.HandleLogout, MaxBody: 1 << 10, Audit: "logout"},
+		{Method: get, Pattern: "/api/v1/me", Role: auth.RoleAny, Handler: a.sec.http.HandleMe},
+		{Method: put, Pattern: "/api/v1/me/password", Role: auth.RoleAny, Handler: a.sec.http.HandleChangeOwnPassword, MaxBody: 4 << 10, Audit: "user.password"},
+		{Method: get, Pattern: "/api/v1/users", Role: auth.RoleAdmin, Handler: a.sec.http.HandleListUsers},
+		{Method: post, Pattern: "/api/v1/users", Role: auth.RoleAdmin, Handler: a.sec.http.HandleCreateUser, MaxBody: 4 << 10, Audit: "user.create"},
+		{Method: put, Pattern: "/api/v1/users/{name}", Role: auth.RoleAdmin, Handler: a.sec.http.HandleUpdateUser, MaxBody: 4 << 10, Audit: "user.update"},
+		{Method: del, Pattern: "/api/v1/users/{name}", Role: auth.RoleAdmin, Handler: a.sec.http.HandleDeleteUser, Audit: "user.delete"},
+		{Method: get, Pattern: "/api/v1/tokens", Role: auth.RoleAny, Handler: a.sec.http.HandleListTokens},
+		{Method: post, Pattern: "/api/v1/tokens", Role: auth.RoleAny, Handler: a.sec.http.HandleCreateToken, MaxBody: 4 << 10, Audit: "token.create"},
+		{Method: del, Pattern: "/api/v1/tokens/{id}", Role: auth.RoleAny, Handler: a.sec.http.HandleRevokeToken, Audit: "token.revoke"},
+		{Method: post, Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: a.sec.http.HandleIssueDeviceCredentials, MaxBody: 1 << 10, Audit: "device.credentials.issue"},
+		{Method: del, Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: a.sec.http.HandleRevokeDeviceCredentials, Audit: "device.credentials.revoke"},
+		{Method: get, Pattern: "/api/v1/mqtt/accounts", Role: auth.RoleAdmin, Handler: a.sec.http.HandleListMQTTAccounts},
+		{Method: post, Pattern: "/api/v1/mqtt/accounts", Role: auth.RoleAdmin, Handler: a.sec.http.HandleCreateMQTTAccount, MaxBody: 4 << 10, Audit: "mqtt.account.create"},
+		{Method: del, Pattern: "/api/v1/mqtt/accounts/{username}", Role: auth.RoleAdmin, Handler: a.sec.http.HandleDeleteMQTTAccount, Audit: "mqtt.account.delete"},
+		{Method: get, Pattern: "/api/v1/audit", Role: auth.RoleAdmin, Handler: a.sec.http.HandleAudit},
 	}
 	return rs
 }

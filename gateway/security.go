@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/lookoutfire/lookout/auth"
+	"github.com/lookoutfire/lookout/auth/httpauth"
+	"github.com/lookoutfire/lookout/registry"
+)
+
+// security is the App's auth state. It is built even with auth.insecure_dev
+// (the routes exist either way); insecure dev only swaps the guard and the
+// broker hooks for open ones.
+type security struct {
+	store *auth.Store
+	mqtt  *auth.MQTTAuth
+	http  *httpauth.Service
+}
+
+// registryLookup adapts the device registry to auth.DeviceLookup.
+type registryLookup struct{ r *registry.Registry }
+
+func (l registryLookup) DeviceClass(id string) (string, bool) {
+	d, ok := l.r.Get(id)
+	if !ok {
+		return "", false
+	}
+	return string(d.Class), true
+}
+
+// setupSecurity builds users/tokens/audit, MQTT device auth and the HTTP guard,
+// creates the bootstrap admin (password logged once, on first start only) and
+// the simulator's credentials file. Call it after the registry is open and
+// before the broker is built.
+func (a *App) setupSecurity(ctx context.Context) error {
+	cfg := a.cfg.Auth
+	st, err := auth.OpenStore(ctx, a.db, cfg, a.clk)
+	if err != nil {
+		return err
+	}
+	lookup := registryLookup{a.devices}
+	log := a.log.With("component", "auth")
+	ma, err := auth.NewMQTTAuth(st, lookup, a.cfg.Ingest.TopicPrefix, cfg, a.clk, a.reg, log)
+	if err != nil {
+		return err
+	}
+	svc, err := httpauth.New(httpauth.Options{Store: st, Devices: lookup, MQTT: ma, Config: cfg,
+		Prefix: a.cfg.Ingest.TopicPrefix, Clock: a.clk, Registerer: a.reg, Log: log})
+	if err != nil {
+		return err
+	}
+	a.sec = &security{store: st, mqtt: ma, http: svc}
+	if cfg.InsecureDev {
+		a.log.Warn("AUTH IS OFF (auth.insecure_dev / --insecure-dev): every HTTP route is open and the MQTT broker accepts anyone. Never expose this gateway.")
+		a.guard = openGuard{}
+		return nil
+	}
+	a.guard = svc
+	pw, err := st.BootstrapAdmin(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if pw != "" {
+		a.log.Warn("created the first admin account; this password is shown ONCE (change it: PUT /api/v1/me/password)",
+			"user", cfg.BootstrapAdmin, "password", pw)
+	}
+	if cfg.SimCredentials != "" {
+		path := cfg.SimCredentials
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(a.cfg.DataDir, path)
+		}
+		devs := a.devices.List(registry.Filter{})
+		ids := make([]string, 0, len(devs))
+		for _, d := range devs {
+			ids = append(ids, d.ID)
+		}
+		n, err := st.SimCredentials(ctx, ids, path)
+		if err != nil {
+			return fmt.Errorf("simulator credentials: %w", err)
+		}
+		if n > 0 {
+			a.log.Info("issued MQTT credentials for the simulator", "devices", n, "file", path)
+		}
+	}
+	return nil
+}
