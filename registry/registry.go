@@ -106,11 +106,11 @@ type Registry struct {
 }
 
 type metrics struct {
-	devices    *prometheus.GaugeVec
-	messages   map[ingest.Class]prometheus.Counter
-	unknown    *prometheus.CounterVec
-	mismatch   prometheus.Counter
-	flushFails prometheus.Counter
+	devices     *prometheus.GaugeVec
+	messages    map[ingest.Class]prometheus.Counter
+	unknown     *prometheus.CounterVec
+	mismatch    prometheus.Counter
+	flushFails  prometheus.Counter
 	transitions *prometheus.CounterVec
 }
 

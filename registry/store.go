@@ -104,11 +104,11 @@ func (g *Registry) load(ctx context.Context) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			d                      Device
-			class, state           string
-			installed, lastSeen    sql.NullInt64
-			intervalMs             int64
-			pan, hfov, batt, rssi  sql.NullFloat64
+			d                     Device
+			class, state          string
+			installed, lastSeen   sql.NullInt64
+			intervalMs            int64
+			pan, hfov, batt, rssi sql.NullFloat64
 		)
 		if err := rows.Scan(&d.ID, &class, &d.Name, &d.Lat, &d.Lon, &d.Zone, &d.Forest, &installed, &intervalMs,
 			&d.Firmware, &d.RTSPURL, &pan, &hfov, &d.AutoRegistered, &lastSeen, &batt, &rssi, &state); err != nil {
