@@ -27,6 +27,11 @@ import (
 // CookieName is the session cookie.
 const CookieName = "lookout_session"
 
+// RefusedHeader is set on replies the guard itself refused (value: the reason),
+// so a client — or a test — can tell "the route table said no" from a handler's
+// own 401/403 (e.g. a wrong password at login).
+const RefusedHeader = "X-Lookout-Auth-Refused"
+
 var (
 	errNoCredentials = fmt.Errorf("authentication required: %w", errs.ErrUnauthorized)
 	errBadCredential = fmt.Errorf("invalid or expired credentials: %w", errs.ErrUnauthorized)
@@ -146,17 +151,20 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 					reason = "no_credentials"
 				}
 				s.denied.WithLabelValues(reason).Inc()
+				w.Header().Set(RefusedHeader, reason)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="lookout"`)
 				web.Error(w, r, err)
 				return
 			}
 			if via == "session" && !sameOrigin(r) {
 				s.denied.WithLabelValues("cross_origin").Inc()
+				w.Header().Set(RefusedHeader, "cross_origin")
 				web.Error(w, r, errCrossOrigin)
 				return
 			}
 			if !p.Allows(rt.Role) {
 				s.denied.WithLabelValues("wrong_role").Inc()
+				w.Header().Set(RefusedHeader, "wrong_role")
 				web.Error(w, r, errWrongRole)
 				return
 			}

@@ -127,6 +127,10 @@ func (s *Service) HandleChangeOwnPassword(w http.ResponseWriter, r *http.Request
 	}
 	p := principal(r)
 	if _, err := s.store.CheckPassword(r.Context(), p.Name, req.Current); err != nil {
+		if errors.Is(err, errs.ErrUnauthorized) {
+			// 400, not 401: the session is fine, the form field is wrong.
+			err = fmt.Errorf("current password does not match: %w", errs.ErrInvalid)
+		}
 		web.Error(w, r, err)
 		return
 	}
