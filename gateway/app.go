@@ -24,6 +24,7 @@ import (
 	"github.com/lookoutfire/lookout/spool"
 	"github.com/lookoutfire/lookout/store"
 	"github.com/lookoutfire/lookout/tsdb"
+	"github.com/lookoutfire/lookout/video"
 )
 
 // reservedTopics are second-level topics under the prefix that the gateway
@@ -51,6 +52,7 @@ type App struct {
 	// --- alerting ---
 	// --- hotspots ---
 	// --- video ---
+	video *video.Manager // camera relay: WHIP/RTP/RTSP in, WHEP out (cmd_video.go)
 	// --- security ---
 	sec *security // users, tokens, audit, MQTT device auth (security.go)
 
@@ -100,6 +102,10 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	// --- alerting ---
 	// --- hotspots ---
 	// --- video ---
+	if a.video, err = video.NewManager(cfg.Video, cameraDirectory{a.devices}, a.pub, a.reg, log); err != nil {
+		return a, err
+	}
+	a.closers = append(a.closers, a.video.Close)
 	// --- security ---
 	if err = a.setupSecurity(ctx); err != nil {
 		return a, err

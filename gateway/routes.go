@@ -29,6 +29,12 @@ func (a *App) routes() []web.Route {
 		// --- alerting ---
 		// --- hotspots ---
 		// --- video ---
+		{Method: post, Pattern: "/api/v1/streams/{camera}/whip", Role: auth.RoleCamera, Handler: a.video.HandleWHIP, MaxBody: 64 << 10, Audit: "stream.publish"},
+		{Method: del, Pattern: "/api/v1/streams/{camera}/whip/{session}", Role: auth.RoleCamera, Handler: a.video.HandleWHIPDelete},
+		{Method: post, Pattern: "/api/v1/streams/{camera}/whep", Role: auth.RoleOperator, Handler: a.video.HandleWHEP, MaxBody: 64 << 10, Audit: "stream.view"},
+		{Method: del, Pattern: "/api/v1/streams/{camera}/whep/{session}", Role: auth.RoleOperator, Handler: a.video.HandleWHEPDelete},
+		{Method: get, Pattern: "/api/v1/streams", Role: auth.RoleAny, Handler: a.video.HandleList},
+		{Method: get, Pattern: "/live/{camera}", Role: auth.RoleOperator, Handler: a.video.HandleViewerPage},
 		// --- security (users, tokens, credentials, audit) ---
 		{Method: post, Pattern: "/api/v1/login", Role: auth.RolePublic, Handler: a.sec.http.HandleLogin, MaxBody: 4 << 10, Audit: "login"},
 		{Method: post, Pattern: "/api/v1/logout", Role: auth.RoleAny, Handler: a.sec.http.HandleLogout, MaxBody: 1 << 10, Audit: "logout"},

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/lookoutfire/lookout/auth"
 	"github.com/lookoutfire/lookout/errs"
 	"github.com/lookoutfire/lookout/web"
 )
@@ -47,6 +48,11 @@ func writeAnswer(w http.ResponseWriter, location, answer string) {
 // stream (SDP offer in, 201 + Location + SDP answer out).
 func (m *Manager) HandleWHIP(w http.ResponseWriter, r *http.Request) {
 	camera := r.PathValue("camera")
+	// A camera token speaks for its own device only.
+	if p, ok := auth.PrincipalFrom(r.Context()); ok && p.Role == auth.RoleCamera && p.Device != camera {
+		web.Error(w, r, fmt.Errorf("video: token of camera %q cannot publish %q: %w", p.Device, camera, errs.ErrForbidden))
+		return
+	}
 	offer, err := readOffer(r)
 	if err != nil {
 		web.Error(w, r, err)
