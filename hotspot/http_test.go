@@ -308,7 +308,7 @@ func TestHTTPPhotos(t *testing.T) {
 			t.Errorf("photo %q: %d, want %d", id, st, want)
 		}
 	}
-	es, small := httpEnv(t, func(c *Config, _ *Deps) { c.MaxPhotoBytes = 100 })
+	es, small := httpEnv(t, func(c *Config, _ *Deps) { c.MaxPhotoBytes = 40 })
 	rs := forestReport(t, es)
 	ct, body = multipartBody(t, [][2]string{{"p.png", string(png)}}, nil)
 	if st := do(t, "POST", fmt.Sprintf("%s/api/v1/hotspots/reports/%d/photos", small.URL, rs.ID), ct, body, nil); st != 413 {
