@@ -432,7 +432,9 @@ func (g *Registry) replace(ctx context.Context, e *entry, d Device) error {
 		e.mu.Lock()
 		e.isNew = false
 	}
-	if d.Firmware == "" { // reported by the device; an edit without it keeps it
+	// Firmware is the device's to report: a seed or edit value is only the
+	// initial one, and is kept when empty.
+	if d.Firmware == "" || !e.lastSeen.IsZero() {
 		d.Firmware = e.d.Firmware
 	}
 	e.mu.Unlock()

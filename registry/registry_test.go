@@ -504,7 +504,8 @@ func TestImport(t *testing.T) {
 		if _, err := e.g.ImportFile(ctx, "testdata/good.yaml"); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := e.g.Get("cam-t1"); c.State != StateOnline || c.Firmware != "cam-2.1.0" {
+		// health survives, and the firmware the device reported beats the seed's
+		if c, _ := e.g.Get("cam-t1"); c.State != StateOnline || c.Firmware != "fw-1.2" {
 			t.Fatalf("re-import: %+v", c)
 		}
 	})
