@@ -180,10 +180,10 @@ bind-address = "127.0.0.1:%d"
 	return in
 }
 
-// WaitReady waits up to 30 s for /ping to answer.
+// WaitReady waits up to 90 s for /ping to answer (influxd starts slowly on a loaded 2-core machine).
 func (in *Influx) WaitReady(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(in.URL + "/ping")
 		if err == nil {
