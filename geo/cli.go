@@ -27,7 +27,7 @@ const (
 // A row whose position does not parse stops the run with its line number.
 func LocateCSV(ix *Index, in io.Reader, out io.Writer) error {
 	r := csv.NewReader(in)
-	r.FieldsPerRecord = -1
+	r.FieldsPerRecord = 0 // every row as wide as the header, so the added columns line up
 	w := csv.NewWriter(out)
 	header, err := r.Read()
 	if err == io.EOF {
@@ -56,13 +56,10 @@ func LocateCSV(ix *Index, in io.Reader, out io.Writer) error {
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
-		if err != nil {
+		if err != nil { // a *csv.ParseError names the line
 			return fmt.Errorf("csv: %v: %w", err, errs.ErrInvalid)
 		}
-		if len(rec) <= max(latCol, lonCol) {
-			return fmt.Errorf("line %d: %d fields, lat/lon missing: %w", line, len(rec), errs.ErrInvalid)
-		}
+		line, _ := r.FieldPos(0)
 		lat, e1 := strconv.ParseFloat(strings.TrimSpace(rec[latCol]), 64)
 		lon, e2 := strconv.ParseFloat(strings.TrimSpace(rec[lonCol]), 64)
 		p := orb.Point{lon, lat}
