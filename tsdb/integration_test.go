@@ -311,7 +311,7 @@ func TestInfluxDownThirtySeconds(t *testing.T) {
 	<-streamDone
 
 	total := sent.Load()
-	t.Logf("sent %d readings, %d while InfluxDB was down", total, total-downAt)
+	t.Logf("sent %d readings, %d of them after InfluxDB was stopped", total, total-downAt)
 	waitCount(t, "after outage", total, 90*time.Second, func() int64 { return countAll(t, in) })
 	waitFor(t, func() bool { return r.sp.Stats().Records == 0 && r.w.Healthy() })
 	if r.w.Stats().Rejected != 0 {

@@ -236,6 +236,14 @@ func appendMeasurement(dst []byte, s string) []byte {
 // appendName writes a measurement (eq=false) or tag key/value or field key
 // (eq=true) following the rules above.
 func appendName(dst []byte, s string, eq bool) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = !isControl(c) && !escapes(c, eq) && c != '\\'
+	}
+	if plain {
+		return append(dst, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
