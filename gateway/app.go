@@ -19,6 +19,7 @@ import (
 	"github.com/lookoutfire/lookout/clock"
 	"github.com/lookoutfire/lookout/config"
 	"github.com/lookoutfire/lookout/events"
+	"github.com/lookoutfire/lookout/geo"
 	"github.com/lookoutfire/lookout/ingest"
 	"github.com/lookoutfire/lookout/registry"
 	"github.com/lookoutfire/lookout/spool"
@@ -49,6 +50,7 @@ type App struct {
 	guard    Guard
 
 	// --- geo ---
+	geoLayers *geo.Layers // forests, zones, masks; swapped atomically by PUT /api/v1/geo/{layer}
 	// --- alerting ---
 	// --- hotspots ---
 	// --- video ---
@@ -99,6 +101,10 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	}
 
 	// --- geo ---
+	if a.geoLayers, err = geo.NewLayers(cfg.Geo); err != nil {
+		return a, err
+	}
+	log.Info("geo layers loaded", "features", a.geoLayers.Current().Counts())
 	// --- alerting ---
 	// --- hotspots ---
 	// --- video ---
@@ -122,6 +128,7 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		Registerer:  a.reg,
 	}
 	// --- geo tagger / alerting observer are added to deps here ---
+	deps.Tagger = geoTagger{a.geoLayers}
 	if cfg.MQTT.URL == "" {
 		var dl deadLetters
 		deps.Publisher = &dl

@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"serve":  {"run the gateway server", cmdServe},
 		"config": {"print every configuration key with its env variable", cmdConfigKeys},
 		// --- geo ---
+		"geo": {"locate CSV points in forests and zones, or triangulate camera bearings (JSON)", cmdGeo},
 		// --- alerting ---
 		"fwi": {"compute the FWI System and fire-danger level from daily CSV (stdin → stdout)", cmdFWI},
 		// --- hotspots ---

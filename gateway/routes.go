@@ -26,6 +26,9 @@ func (a *App) routes() []web.Route {
 		{Method: del, Pattern: "/api/v1/devices/{id}", Role: auth.RoleMaintenance, Handler: a.devices.HandleDelete, Audit: "device.delete"},
 		{Method: get, Pattern: "/api/v1/health/zones", Role: auth.RoleMaintenance, Handler: a.devices.HandleZones},
 		// --- geo ---
+		{Method: put, Pattern: "/api/v1/geo/{layer}", Role: auth.RoleAdmin, Handler: a.geoLayers.HandlePut, MaxBody: a.cfg.Geo.MaxLayerBytes, Audit: "geo.layer.replace"},
+		{Method: get, Pattern: "/api/v1/geo/{layer}", Role: auth.RoleAny, Handler: a.geoLayers.HandleGet},
+		{Method: get, Pattern: "/api/v1/geo/locate", Role: auth.RoleAny, Handler: a.geoLayers.HandleLocate},
 		// --- alerting ---
 		// --- hotspots ---
 		// --- video ---
