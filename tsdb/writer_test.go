@@ -1,15 +1,25 @@
 package tsdb
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	http2 "github.com/influxdata/influxdb-client-go/v2/api/http"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lookoutfire/lookout/spool"
 )
@@ -71,5 +81,191 @@ func TestNewWriterValidates(t *testing.T) {
 	}
 	if _, err := NewWriter(DefaultConfig(), nil, nil, nil); !errors.Is(err, ErrConfig) {
 		t.Fatalf("no spool: %v", err)
+	}
+}
+
+// fakeInflux answers writes with a scripted sequence of statuses and records
+// the lines of the accepted ones (it also checks gzip framing).
+type fakeInflux struct {
+	mu       sync.Mutex
+	statuses []int // consumed one per request; 204 when exhausted
+	bodies   []string
+	requests int
+}
+
+func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ping" {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		body = zr
+	}
+	b, _ := io.ReadAll(body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests++
+	status := http.StatusNoContent
+	if len(f.statuses) > 0 {
+		status, f.statuses = f.statuses[0], f.statuses[1:]
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "2")
+	}
+	if status >= 300 {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"code":"x","message":"scripted %d"}`, status)
+		return
+	}
+	f.bodies = append(f.bodies, string(b))
+	w.WriteHeader(status)
+}
+
+// TestWriterRetriesWithoutSkipping drives the writer against a scripted
+// server: 503, 503, connection-level 429 (Retry-After) and 401 are retried
+// with the documented backoff; nothing is skipped or rejected; order holds.
+func TestWriterRetriesWithoutSkipping(t *testing.T) {
+	fake := &fakeInflux{statuses: []int{503, 503, 429, 401, 500}}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	sp, err := spool.Open(t.TempDir(), spool.Config{MaxBytes: 1 << 20, SegmentBytes: 1 << 16, SyncInterval: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	cfg := DefaultConfig()
+	cfg.URL, cfg.BatchSize, cfg.FlushInterval = srv.URL, 10, 10*time.Millisecond
+	reg := prometheus.NewRegistry()
+	w, err := NewWriter(cfg, sp, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sleeps []time.Duration
+	w.sleep = func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		sleeps = append(sleeps, d)
+		mu.Unlock()
+		return ctx.Err()
+	}
+	var want []string
+	for i := 0; i < 25; i++ {
+		line := fmt.Sprintf("m,device_id=d v=%d %d", i, i)
+		want = append(want, line)
+		if err := sp.Append(context.Background(), []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for sp.Stats().Records > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	fake.mu.Lock()
+	got := strings.Split(strings.Join(fake.bodies, "\n"), "\n")
+	fake.mu.Unlock()
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("delivered\n%v\nwant\n%v", got, want)
+	}
+	mu.Lock()
+	wantSleeps := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 2 * time.Second, 800 * time.Millisecond, 1600 * time.Millisecond}
+	if fmt.Sprint(sleeps) != fmt.Sprint(wantSleeps) {
+		t.Fatalf("backoff sleeps %v, want %v", sleeps, wantSleeps)
+	}
+	mu.Unlock()
+	st := w.Stats()
+	if st.Rejected != 0 || st.PointsWritten != 25 || st.Errors != 5 || !st.Healthy {
+		t.Fatalf("stats %+v", st)
+	}
+	for kind, n := range map[errKind]float64{kindServer: 3, kindThrottled: 1, kindConfig: 1, kindRejected: 0} {
+		var m dto.Metric
+		w.m.errors.WithLabelValues(string(kind)).Write(&m)
+		if m.GetCounter().GetValue() != n {
+			t.Errorf("write_errors_total{kind=%s} = %v, want %v", kind, m.GetCounter().GetValue(), n)
+		}
+	}
+}
+
+// TestWriterBisectsRejectedBatch: a 400 on a batch is narrowed to the one bad
+// line; the good lines are delivered and the bad one lands in rejected.lp.
+func TestWriterBisectsRejectedBatch(t *testing.T) {
+	var mu sync.Mutex
+	var accepted []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		b, _ := io.ReadAll(zr)
+		if strings.Contains(string(b), "BAD") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(400)
+			fmt.Fprint(w, `{"code":"invalid","message":"partial write: field type conflict"}`)
+			return
+		}
+		mu.Lock()
+		accepted = append(accepted, strings.Split(string(b), "\n")...)
+		mu.Unlock()
+		w.WriteHeader(204)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	sp, err := spool.Open(dir, spool.Config{MaxBytes: 1 << 20, SegmentBytes: 1 << 16, SyncInterval: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	cfg := DefaultConfig()
+	cfg.URL, cfg.BatchSize, cfg.FlushInterval = srv.URL, 64, 10*time.Millisecond
+	w, err := NewWriter(cfg, sp, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	for i := 0; i < 64; i++ {
+		if i == 37 {
+			recs = append(recs, []byte("m BAD=1"))
+			continue
+		}
+		recs = append(recs, []byte(fmt.Sprintf("m v=%d %d", i, i)))
+	}
+	if err := sp.Append(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for sp.Stats().Records > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	sort.Slice(accepted, func(i, j int) bool { return len(accepted[i]) < len(accepted[j]) || len(accepted[i]) == len(accepted[j]) && accepted[i] < accepted[j] })
+	if len(accepted) != 63 {
+		t.Fatalf("%d lines accepted, want 63", len(accepted))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, RejectedFile))
+	if err != nil || !strings.Contains(string(b), "\nm BAD=1\n") || strings.Count(string(b), "\n") != 2 {
+		t.Fatalf("rejected.lp = %q, %v", b, err)
+	}
+	if st := w.Stats(); st.Rejected != 1 || st.PointsWritten != 63 {
+		t.Fatalf("stats %+v", st)
 	}
 }
