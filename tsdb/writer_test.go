@@ -257,7 +257,9 @@ func TestWriterBisectsRejectedBatch(t *testing.T) {
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	sort.Slice(accepted, func(i, j int) bool { return len(accepted[i]) < len(accepted[j]) || len(accepted[i]) == len(accepted[j]) && accepted[i] < accepted[j] })
+	sort.Slice(accepted, func(i, j int) bool {
+		return len(accepted[i]) < len(accepted[j]) || len(accepted[i]) == len(accepted[j]) && accepted[i] < accepted[j]
+	})
 	if len(accepted) != 63 {
 		t.Fatalf("%d lines accepted, want 63", len(accepted))
 	}
