@@ -30,6 +30,7 @@ func commands() map[string]command {
 		// --- alerting ---
 		"fwi": {"compute the FWI System and fire-danger level from daily CSV (stdin → stdout)", cmdFWI},
 		// --- hotspots ---
+		"hotspots": {"import NASA FIRMS hotspot files: hotspots import FILE... (progress on stderr, results as JSON lines)", cmdHotspots},
 		// --- security ---
 		"mosquitto-config": {"write Mosquitto password and ACL files from the registry and MQTT accounts", cmdMosquittoConfig},
 		"dev-certs":        {"make a local CA, server and device certificates for TLS (dev/test only)", cmdDevCerts},
