@@ -55,4 +55,3 @@ func BenchmarkConnectAuth(b *testing.B) {
 		})
 	}
 }
-

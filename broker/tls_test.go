@@ -52,7 +52,7 @@ func TestTLSListenerWithDevCerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect := func(id, user, pass string, certs []tls.Certificate) error {
-		o := paho.NewClientOptions().AddBroker("ssl://"+addr).SetClientID(id).SetUsername(user).SetPassword(pass).
+		o := paho.NewClientOptions().AddBroker("ssl://" + addr).SetClientID(id).SetUsername(user).SetPassword(pass).
 			SetTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: certs}).
 			SetConnectTimeout(3 * time.Second).SetAutoReconnect(false).SetProtocolVersion(4)
 		c := paho.NewClient(o)
