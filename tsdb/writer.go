@@ -95,10 +95,10 @@ func NewWriter(cfg Config, sp *spool.Spool, reg prometheus.Registerer, log *slog
 		log = slog.New(slog.DiscardHandler)
 	}
 	// Gzip is done by our transport at gzip.BestSpeed rather than by the
-	// client's UseGZip (default level): on a local influxd the client's gzip
-	// cost about 40% of write throughput, BestSpeed about 20% (measured with a
-	// TestConcExperiment-style comparison; see BenchmarkSpoolToInflux), while
-	// still shrinking line protocol 5-8x for remote InfluxDBs.
+	// client's UseGZip (default level). Measured on the 2-core dev machine
+	// against a local influxd, 100k points in 5000-point batches: 68-76k
+	// points/s with the client's gzip, 84-99k with BestSpeed, 120k plain.
+	// BestSpeed still shrinks line protocol several times for remote servers.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 4
 	var rt http.RoundTripper = tr
