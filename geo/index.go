@@ -2,6 +2,7 @@ package geo
 
 import (
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/paulmach/orb"
@@ -54,7 +55,7 @@ func (ix *Index) Locate(p orb.Point) Location {
 		return loc
 	}
 	var buf [8]int32
-	in := ix.forests.containing(buf[:0], p)
+	in, i, d := ix.forestsAt(p, ix.searchRadiusM, buf[:0])
 	if len(in) > 0 {
 		loc.Forests = make([]string, len(in))
 		for k, i := range in {
@@ -63,7 +64,7 @@ func (ix *Index) Locate(p orb.Point) Location {
 		loc.NearestForest = loc.Forests[0]
 		loc.DistanceM = 0
 		loc.NearForest = true
-	} else if i, d := ix.nearestForest(p, ix.searchRadiusM); i >= 0 {
+	} else if i >= 0 {
 		loc.NearestForest = ix.forests.ids[i]
 		loc.DistanceM = d
 		loc.NearForest = d <= ix.nearForestM
@@ -86,24 +87,20 @@ func (ix *Index) Within(p orb.Point, metres float64) bool {
 		return false
 	}
 	var buf [8]int32
-	if len(ix.forests.containing(buf[:0], p)) > 0 {
-		return true
-	}
-	if metres <= 0 {
-		return false
-	}
-	i, _ := ix.nearestForest(p, metres)
-	return i >= 0
+	in, i, _ := ix.forestsAt(p, metres, buf[:0])
+	return len(in) > 0 || i >= 0
 }
 
-// nearestForest finds the forest whose boundary is closest to p, within limit
-// metres. It searches the R-tree in growing squares (most points outside a
-// forest are near one) and prunes by box distance before touching edges.
-// Returns -1 when none is within the limit.
-func (ix *Index) nearestForest(p orb.Point, limit float64) (int, float64) {
+// forestsAt appends to in the forests containing p (index order) and, when
+// there are none, finds the forest whose boundary is closest to p within limit
+// metres (-1 when none). One R-tree search serves both on the common path: it
+// covers the point and its neighbourhood, growing in squares (most points
+// outside a forest are near one), and candidates are measured nearest box
+// first, so the bound tightens early and prunes the rest before touching edges.
+func (ix *Index) forestsAt(p orb.Point, limit float64, in []int32) ([]int32, int, float64) {
 	l := ix.forests
 	if l.len() == 0 {
-		return -1, -1
+		return in, -1, -1
 	}
 	kx, ky := metresPerDegree(p[1])
 	if kx < 1 {
@@ -111,34 +108,46 @@ func (ix *Index) nearestForest(p orb.Point, limit float64) (int, float64) {
 	}
 	// Work on a slightly larger planar limit: the local plane and the geodesic
 	// differ by far less than 1 %, and the final answer is re-measured.
-	planarLimit := limit*1.01 + 1
+	planarLimit := math.Max(limit, 0)*1.01 + 1
 	best := planarLimit * planarLimit
 	bestI := -1
 	var at orb.Point
 	var seenBuf [16]int32
 	seen := seenBuf[:0]
+	var candBuf [32]distIdx
 	r := math.Min(250, planarLimit)
-	for {
+	for round := 0; ; round++ {
+		cands := candBuf[:0]
 		dx, dy := r/kx, r/ky
 		l.tree.Search([2]float64{p[0] - dx, p[1] - dy}, [2]float64{p[0] + dx, p[1] + dy},
 			func(_, _ [2]float64, i int32) bool {
-				s := &l.shapes[i]
-				if s.bound.dist2(p, kx, ky) >= best {
-					return true
+				d := l.shapes[i].bound.dist2(p, kx, ky)
+				if d == 0 && round == 0 && l.shapes[i].contains(p) {
+					in = append(in, i)
 				}
-				for _, j := range seen {
-					if j == i {
-						return true
-					}
-				}
-				seen = append(seen, i)
-				before := best
-				s.nearest(p, kx, ky, &best, &at)
-				if best < before {
-					bestI = int(i)
+				if d < best && !slices.Contains(seen, i) {
+					cands = append(cands, distIdx{d, i})
 				}
 				return true
 			})
+		if len(in) > 0 {
+			if len(in) > 1 {
+				slices.Sort(in)
+			}
+			return in, -1, 0
+		}
+		sortDistIdx(cands)
+		for _, c := range cands {
+			if c.d >= best {
+				break
+			}
+			seen = append(seen, c.i)
+			before := best
+			l.shapes[c.i].nearest(p, kx, ky, &best, &at)
+			if best < before {
+				bestI = int(c.i)
+			}
+		}
 		// Everything within r has been seen: done when the best is within r.
 		if (bestI >= 0 && best <= r*r) || r >= planarLimit {
 			break
@@ -146,13 +155,13 @@ func (ix *Index) nearestForest(p orb.Point, limit float64) (int, float64) {
 		r = math.Min(r*4, planarLimit)
 	}
 	if bestI < 0 {
-		return -1, -1
+		return in, -1, -1
 	}
 	d := shortDistance(p, at)
 	if d > limit {
-		return -1, -1
+		return in, -1, -1
 	}
-	return bestI, d
+	return in, bestI, d
 }
 
 // innermostZone returns the deepest zone containing p (ties: lowest index), or -1.

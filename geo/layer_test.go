@@ -255,3 +255,52 @@ func FuzzParseLayer(f *testing.F) {
 		}
 	})
 }
+
+// TestReplaceWhileReading: readers keep answering from a consistent Index while
+// layers are swapped underneath them (run with -race).
+func TestReplaceWhileReading(t *testing.T) {
+	l := mustLayers(t, DefaultConfig())
+	a := fc(t, feat("A", orb.Polygon{rect(107.0, 31.0, 107.1, 31.1)}, nil))
+	b := fc(t, feat("B", orb.Polygon{rect(107.0, 31.0, 107.1, 31.1)}, nil))
+	if err := l.Replace(LayerForests, a, ""); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errc := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errc <- ""
+					return
+				default:
+				}
+				f := l.Current().Locate(orb.Point{107.05, 31.05}).Forests
+				if len(f) != 1 || (f[0] != "A" && f[0] != "B") {
+					errc <- "inconsistent answer " + strings.Join(f, ",")
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		doc := a
+		if i%2 == 0 {
+			doc = b
+		}
+		if err := l.Replace(LayerForests, doc, ""); err != nil {
+			t.Fatal(err)
+		}
+		_ = l.Replace(LayerForests, []byte(`{"type":"FeatureCollection","features":[]}`), "") // refused, no effect
+	}
+	close(done)
+	for g := 0; g < 4; g++ {
+		if msg := <-errc; msg != "" {
+			t.Error(msg)
+		}
+	}
+	if f := l.Current().Locate(orb.Point{107.05, 31.05}).Forests; len(f) != 1 || f[0] != "A" {
+		t.Errorf("final layer answers %v, want [A]", f)
+	}
+}

@@ -262,6 +262,14 @@ func (r *ring) nearest(p orb.Point, kx, ky float64, best *float64, at *orb.Point
 		r.nearestEdges(p, kx, ky, 0, ne, best, at)
 		return
 	}
+	// Seed the bound with the edges straight above and below p (its slab):
+	// usually the nearest or close to it, so most groups are pruned unseen.
+	if p[0] >= r.bound.minX && p[0] <= r.bound.maxX {
+		k := r.slabOf(p[0], len(r.slabStart)-1)
+		for _, i := range r.slabEdges[r.slabStart[k]:r.slabStart[k+1]] {
+			r.nearestEdges(p, kx, ky, int(i), int(i)+1, best, at)
+		}
+	}
 	// best-first over groups, then over the chunks of each group, so the
 	// bound tightens after a handful of edges and the rest is pruned.
 	var gbuf [32]distIdx
