@@ -15,11 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lookoutfire/lookout/alerting"
 	"github.com/lookoutfire/lookout/broker"
 	"github.com/lookoutfire/lookout/clock"
 	"github.com/lookoutfire/lookout/config"
 	"github.com/lookoutfire/lookout/events"
 	"github.com/lookoutfire/lookout/geo"
+	"github.com/lookoutfire/lookout/hotspot"
 	"github.com/lookoutfire/lookout/ingest"
 	"github.com/lookoutfire/lookout/registry"
 	"github.com/lookoutfire/lookout/spool"
@@ -52,7 +54,10 @@ type App struct {
 	// --- geo ---
 	geoLayers *geo.Layers // forests, zones, masks; swapped atomically by PUT /api/v1/geo/{layer}
 	// --- alerting ---
+	alerts  *alerting.Engine // rules, alert lifecycle, incidents, 叫应 escalation, notifiers, SSE hub
+	mqttOut *mqttOut         // the gateway's own MQTT publishes (dead letters, alerts)
 	// --- hotspots ---
+	hotspots *hotspot.Service // FIRMS import, reports, deadlines, exports
 	// --- video ---
 	video *video.Manager // camera relay: WHIP/RTP/RTSP in, WHEP out (cmd_video.go)
 	// --- security ---
@@ -79,18 +84,6 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	}
 	a.closers = append(a.closers, a.db.Close)
 
-	// --- registry ---
-	if a.devices, err = registry.Open(ctx, a.db, cfg.Registry, a.clk, a.pub, a.reg, log.With("component", "registry")); err != nil {
-		return a, err
-	}
-	if cfg.Registry.Seed != "" {
-		n, err := a.devices.ImportFile(ctx, cfg.Registry.Seed)
-		if err != nil {
-			return a, fmt.Errorf("registry seed: %w", err)
-		}
-		log.Info("device registry seeded", "file", cfg.Registry.Seed, "devices", n)
-	}
-
 	// --- spool and InfluxDB writer ---
 	if a.spool, err = spool.Open(cfg.SpoolDir(), cfg.Spool, a.reg); err != nil {
 		return a, err
@@ -105,8 +98,35 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		return a, err
 	}
 	log.Info("geo layers loaded", "features", a.geoLayers.Current().Counts())
-	// --- alerting ---
+	// --- alerting --- (before the registry: its hub is the events.Publisher everyone else uses)
+	a.mqttOut = &mqttOut{}
+	if a.alerts, err = alerting.New(ctx, alerting.Options{
+		Config: cfg.Alerting, DB: a.db, Clock: a.clk, Directory: geoDirectory{a.geoLayers}, Geo: cameraGeo{a.geoLayers},
+		MQTT: a.mqttOut, Points: spoolPoints{a.spool}, Registerer: a.reg, Logger: log.With("component", "alerting"),
+		User: requestUser,
+	}); err != nil {
+		return a, err
+	}
+	a.closers = append(a.closers, a.alerts.Close)
+	a.pub = a.alerts.Publisher()
+
+	// --- registry --- (device.* health events reach alerting through a.pub)
+	if a.devices, err = registry.Open(ctx, a.db, cfg.Registry, a.clk, a.pub, a.reg, log.With("component", "registry")); err != nil {
+		return a, err
+	}
+	a.devices.SetLocator(a.geoLayers.TagPoint)
+	if cfg.Registry.Seed != "" {
+		n, err := a.devices.ImportFile(ctx, cfg.Registry.Seed)
+		if err != nil {
+			return a, fmt.Errorf("registry seed: %w", err)
+		}
+		log.Info("device registry seeded", "file", cfg.Registry.Seed, "devices", n)
+	}
+
 	// --- hotspots ---
+	if a.hotspots, err = newHotspots(ctx, cfg, a.db, a.geoLayers, a.pub, a.clk, a.reg); err != nil {
+		return a, err
+	}
 	// --- video ---
 	if a.video, err = video.NewManager(cfg.Video, cameraDirectory{a.devices}, a.pub, a.reg, log); err != nil {
 		return a, err
@@ -129,9 +149,9 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	}
 	// --- geo tagger / alerting observer are added to deps here ---
 	deps.Tagger = geoTagger{a.geoLayers}
+	deps.Observers = append(deps.Observers, a.alerts)
 	if cfg.MQTT.URL == "" {
-		var dl deadLetters
-		deps.Publisher = &dl
+		deps.Publisher = a.mqttOut
 		if a.pipeline, err = ingest.NewPipeline(cfg.Ingest, deps); err != nil {
 			return a, err
 		}
@@ -150,10 +170,9 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		if err != nil {
 			return a, err
 		}
-		dl.b = a.broker
+		a.mqttOut.b = a.broker
 	} else {
-		var dl deadLetters
-		deps.Publisher = &dl
+		deps.Publisher = a.mqttOut
 		if a.pipeline, err = ingest.NewPipeline(cfg.Ingest, deps); err != nil {
 			return a, err
 		}
@@ -166,18 +185,20 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		if err != nil {
 			return a, err
 		}
-		dl.c = a.consumer
+		a.mqttOut.c = a.consumer
 	}
 	return a, nil
 }
 
-// deadLetters publishes rejects through whichever broker connection the gateway has.
-type deadLetters struct {
+// mqttOut publishes the gateway's own messages (dead letters, alerts) through
+// whichever broker connection the gateway has.
+type mqttOut struct {
 	b *broker.Broker
 	c *ingest.Consumer
 }
 
-func (d *deadLetters) Publish(topic string, payload []byte) error {
+// Publish sends at QoS 1 without waiting.
+func (d *mqttOut) Publish(topic string, payload []byte) error {
 	switch {
 	case d.b != nil:
 		return d.b.Publish(topic, payload, false, 1)
@@ -232,7 +253,9 @@ func (a *App) Run(ctx context.Context) error {
 
 	goRun("influx writer", a.writer.Run)
 	goRun("registry", a.devices.Run)
+	goRun("alerting", a.alerts.Run)
 	// --- background loops of other components start here ---
+	goRun("hotspots", func(ctx context.Context) error { a.hotspots.Run(ctx, 30*time.Second, a.logHotspotErr); return nil })
 	goRun("auth housekeeping", a.sec.http.Run)
 
 	if a.broker != nil {
