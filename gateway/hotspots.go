@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lookoutfire/lookout/alerting"
 	"github.com/lookoutfire/lookout/auth"
 	"github.com/lookoutfire/lookout/clock"
 	"github.com/lookoutfire/lookout/config"
@@ -16,18 +17,30 @@ import (
 	"github.com/lookoutfire/lookout/hotspot"
 )
 
-// newHotspots builds the hotspot workflow on the shared state DB and geo layers.
-// Escalation, evidence and cameras join when alerting and the camera registry are
-// wired (hotspot.Deps.Escalator / Evidence / Cameras); until then overdue reports are
-// flagged and listed but not escalated through 叫应.
+// newHotspots builds the hotspot workflow on the shared state DB and geo layers, with
+// overdue reports raised as alerts (escalated through 叫应 by alerting). Evidence and
+// cameras (hotspot.Deps.Evidence / Cameras) are not adapted yet: report details show
+// no corroboration until they are.
 func newHotspots(ctx context.Context, cfg config.Config, db *sql.DB, layers *geo.Layers, pub events.Publisher,
-	clk clock.Clock, reg prometheus.Registerer) (*hotspot.Service, error) {
+	clk clock.Clock, reg prometheus.Registerer, alerts *alerting.Engine) (*hotspot.Service, error) {
 	hc := cfg.Hotspot
 	if hc.PhotoDir == "" {
 		hc.PhotoDir = filepath.Join(cfg.DataDir, "photos")
 	}
 	return hotspot.New(ctx, hc, hotspot.Deps{DB: db, Locator: hotspot.GeoLocator{Layers: layers}, Events: pub, Clock: clk,
-		Registerer: reg, User: requestUser})
+		Registerer: reg, User: requestUser, Escalator: hotspotEscalator{alerts}})
+}
+
+// hotspotEscalator raises an overdue hotspot report as a major alert; its source
+// "hotspot:{id}" keeps repeats on one alert.
+type hotspotEscalator struct{ e *alerting.Engine }
+
+// Raise implements hotspot.Escalator.
+func (h hotspotEscalator) Raise(ctx context.Context, a hotspot.OverdueAlert) error {
+	_, err := h.e.Raise(ctx, alerting.Raise{Source: a.Source, Type: "hotspot_overdue", Severity: alerting.Severity(a.Severity),
+		Zone: a.Zone, Lat: a.Lat, Lon: a.Lon, Message: a.Message, At: a.Deadline,
+		Details: map[string]any{"report_id": a.ReportID, "class": a.Class, "assignee": a.Assignee}})
+	return err
 }
 
 // requestUser names the authenticated caller for the hotspot audit trail.
