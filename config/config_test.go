@@ -1,0 +1,92 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "lookout.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+// File, then env, then --set: each later source wins.
+func TestLoadPrecedence(t *testing.T) {
+	p := writeFile(t, "http:\n  addr: 127.0.0.1:9000\ninflux:\n  batch_size: 100\n  flush_interval: 2s\nregistry:\n  unknown_devices: register\n")
+	env := []string{"LOOKOUT_INFLUX_BATCH_SIZE=200", "LOOKOUT_UNKNOWN_DEVICES=reject", "LOOKOUT_MQTT_URL=tcp://127.0.0.1:1884", "PATH=/bin"}
+	c, err := Load(p, true, env, []string{"influx.batch_size=300"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != "127.0.0.1:9000" {
+		t.Errorf("http.addr = %q (file)", c.HTTP.Addr)
+	}
+	if c.Influx.FlushInterval != 2*time.Second {
+		t.Errorf("influx.flush_interval = %v (file)", c.Influx.FlushInterval)
+	}
+	if c.Influx.BatchSize != 300 {
+		t.Errorf("influx.batch_size = %d, want the flag's 300", c.Influx.BatchSize)
+	}
+	if c.Registry.UnknownDevices != "reject" {
+		t.Errorf("registry.unknown_devices = %q, want the alias env's reject", c.Registry.UnknownDevices)
+	}
+	if c.MQTT.URL != "tcp://127.0.0.1:1884" {
+		t.Errorf("mqtt.url = %q (env)", c.MQTT.URL)
+	}
+}
+
+func TestLoadErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env, sets  []string
+		want       string
+	}{
+		{"unknown yaml key", "influx:\n  batchsize: 3\n", nil, nil, "batchsize"},
+		{"bad batch size", "", []string{"LOOKOUT_INFLUX_BATCH_SIZE=0"}, nil, "influx.batch_size"},
+		{"env not a number", "", []string{"LOOKOUT_SPOOL_MAX_BYTES=lots"}, nil, "spool.max_bytes"},
+		{"bad policy", "", []string{"LOOKOUT_UNKNOWN_DEVICES=maybe"}, nil, "registry.unknown_devices"},
+		{"bad mqtt url", "", nil, []string{"mqtt.url=http://x"}, "mqtt.url"},
+		{"no such flag key", "", nil, []string{"nope.key=1"}, "nope.key"},
+		{"bad duration", "", nil, []string{"influx.timeout=soon"}, "influx.timeout"},
+		{"tls half", "", nil, []string{"http.tls_cert=/x.pem"}, "http.tls_cert"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, tc.file)
+			_, err := Load(p, true, tc.env, tc.sets)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMissingFileOnlyAnErrorWhenExplicit(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.yaml")
+	if _, err := Load(missing, false, nil, nil); err != nil {
+		t.Errorf("implicit missing file: %v", err)
+	}
+	if _, err := Load(missing, true, nil, nil); err == nil {
+		t.Error("explicit missing file accepted")
+	}
+}
+
+func TestEmptyFileIsFine(t *testing.T) {
+	if _, err := Load(writeFile(t, ""), true, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
