@@ -124,7 +124,7 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	}
 
 	// --- hotspots ---
-	if a.hotspots, err = newHotspots(ctx, cfg, a.db, a.geoLayers, a.pub, a.clk, a.reg, a.alerts); err != nil {
+	if a.hotspots, err = newHotspots(ctx, cfg, a.db, a.geoLayers, a.pub, a.clk, a.reg, a.alerts, a.devices); err != nil {
 		return a, err
 	}
 	// --- video ---

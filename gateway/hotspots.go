@@ -15,20 +15,22 @@ import (
 	"github.com/lookoutfire/lookout/events"
 	"github.com/lookoutfire/lookout/geo"
 	"github.com/lookoutfire/lookout/hotspot"
+	"github.com/lookoutfire/lookout/registry"
 )
 
 // newHotspots builds the hotspot workflow on the shared state DB and geo layers, with
-// overdue reports raised as alerts (escalated through 叫应 by alerting). Evidence and
-// cameras (hotspot.Deps.Evidence / Cameras) are not adapted yet: report details show
-// no corroboration until they are.
+// overdue reports raised as alerts (escalated through 叫应 by alerting) and
+// corroboration from alerting's evidence and the registry's cameras.
 func newHotspots(ctx context.Context, cfg config.Config, db *sql.DB, layers *geo.Layers, pub events.Publisher,
-	clk clock.Clock, reg prometheus.Registerer, alerts *alerting.Engine) (*hotspot.Service, error) {
+	clk clock.Clock, reg prometheus.Registerer, alerts *alerting.Engine, devices *registry.Registry) (*hotspot.Service, error) {
 	hc := cfg.Hotspot
 	if hc.PhotoDir == "" {
 		hc.PhotoDir = filepath.Join(cfg.DataDir, "photos")
 	}
 	return hotspot.New(ctx, hc, hotspot.Deps{DB: db, Locator: hotspot.GeoLocator{Layers: layers}, Events: pub, Clock: clk,
-		Registerer: reg, User: requestUser, Escalator: hotspotEscalator{alerts}})
+		Registerer: reg, User: requestUser, Escalator: hotspotEscalator{alerts},
+		Evidence: alertEvidence{alerts: alerts, devices: devices},
+		Cameras:  registryCameras{devices: devices, rangeM: cfg.Geo.CameraRangeM}})
 }
 
 // hotspotEscalator raises an overdue hotspot report as a major alert; its source

@@ -26,6 +26,7 @@ func testApp(t *testing.T) *App {
 	t.Chdir(testenv.ModuleRoot()) // default config paths (seeds/…) are relative to the repo
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
+	cfg.MQTT.EmbeddedAddr = "127.0.0.1:0" // the broker binds in NewApp: never collide with a running gateway
 	cfg.Registry.Seed = ""
 	cfg.Auth.SimCredentials = ""
 	cfg.Auth.BootstrapAdmin = ""
