@@ -35,6 +35,8 @@ type Config struct {
 	// registered device that has none and writes "device id: password" to this
 	// YAML file (relative to data_dir, mode 0600) for firmware-sim. Demo aid:
 	// set it to "" in production and issue credentials through the API.
+	// Next to it the gateway writes sim-camera-tokens.yaml ("camera id: WHIP
+	// camera token", owned by bootstrap_admin) for firmware-sim --video.
 	SimCredentials string `yaml:"sim_credentials"`
 
 	// Embedded broker edge limits.

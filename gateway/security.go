@@ -7,6 +7,7 @@ import (
 
 	"github.com/lookoutfire/lookout/auth"
 	"github.com/lookoutfire/lookout/auth/httpauth"
+	"github.com/lookoutfire/lookout/ingest"
 	"github.com/lookoutfire/lookout/registry"
 )
 
@@ -32,7 +33,8 @@ func (l registryLookup) DeviceClass(id string) (string, bool) {
 
 // setupSecurity builds users/tokens/audit, MQTT device auth and the HTTP guard,
 // creates the bootstrap admin (password logged once, on first start only) and
-// the simulator's credentials file. Call it after the registry is open and
+// the simulator's credentials files (MQTT passwords, and WHIP camera tokens in
+// sim-camera-tokens.yaml next to them). Call it after the registry is open and
 // before the broker is built.
 func (a *App) setupSecurity(ctx context.Context) error {
 	cfg := a.cfg.Auth
@@ -73,8 +75,12 @@ func (a *App) setupSecurity(ctx context.Context) error {
 		}
 		devs := a.devices.List(registry.Filter{})
 		ids := make([]string, 0, len(devs))
+		var cams []string
 		for _, d := range devs {
 			ids = append(ids, d.ID)
+			if d.Class == ingest.ClassCamera {
+				cams = append(cams, d.ID)
+			}
 		}
 		n, err := st.SimCredentials(ctx, ids, path)
 		if err != nil {
@@ -83,6 +89,30 @@ func (a *App) setupSecurity(ctx context.Context) error {
 		if n > 0 {
 			a.log.Info("issued MQTT credentials for the simulator", "devices", n, "file", path)
 		}
+		a.simCameraTokens(ctx, cams, filepath.Join(filepath.Dir(path), simCameraTokensFile))
 	}
 	return nil
+}
+
+// simCameraTokensFile sits next to the simulator's MQTT credentials and holds
+// one WHIP camera token per registered camera ("camera id: token"), for
+// firmware-sim --video --camera-tokens.
+const simCameraTokensFile = "sim-camera-tokens.yaml"
+
+// simCameraTokens mints the simulator's camera tokens, owned by the bootstrap
+// admin. A failure (say the admin account was removed) only costs the demo its
+// video, so it is logged rather than stopping the gateway.
+func (a *App) simCameraTokens(ctx context.Context, cams []string, path string) {
+	owner := a.cfg.Auth.BootstrapAdmin
+	if owner == "" || len(cams) == 0 {
+		return
+	}
+	n, err := a.sec.store.SimCameraTokens(ctx, owner, cams, path)
+	if err != nil {
+		a.log.Warn("simulator camera tokens not issued; firmware-sim --video cannot publish", "err", err)
+		return
+	}
+	if n > 0 {
+		a.log.Info("issued WHIP camera tokens for the simulator", "cameras", n, "file", path)
+	}
 }
