@@ -2,11 +2,12 @@
 // the demo county in seeds/devices.yaml) against an MQTT broker: realistic
 // telemetry, heartbeats, events and camera detections per class, with faults
 // on demand (devices going silent, low battery, tamper, malformed payloads,
-// periodic smoke alarms), and a --load mode that measures how fast the broker
+// periodic smoke alarms), live camera video over WHIP (--video), and a --load mode that measures how fast the broker
 // and gateway take QoS 1 readings.
 //
 //	go run ./firmware-sim --broker tcp://127.0.0.1:1883 --speed 10 --offline 2 --malformed-rate 0.01
 //	go run ./firmware-sim --load 100000
+//	go run ./firmware-sim --credentials var/lookout/sim-credentials.yaml --video --camera-tokens var/lookout/sim-camera-tokens.yaml
 package main
 
 import (
@@ -59,6 +60,11 @@ type options struct {
 
 	connectTimeout time.Duration
 	statsEvery     time.Duration
+
+	video        bool
+	whipURL      string
+	cameraTokens string
+	videoFile    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -92,6 +98,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.inflight, "inflight", 256, "unacknowledged QoS 1 messages allowed per connection in --load")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "how long to keep trying to reach the broker at start")
 	fs.DurationVar(&o.statsEvery, "stats-every", 10*time.Second, "how often to log counters (0 = never)")
+	fs.BoolVar(&o.video, "video", false, "every camera also streams --video-file in a loop to the gateway over WHIP")
+	fs.StringVar(&o.whipURL, "whip-url", "http://127.0.0.1:8080/api/v1/streams/{camera}/whip", "WHIP endpoint; {camera} is the device id")
+	fs.StringVar(&o.cameraTokens, "camera-tokens", "", "YAML file mapping camera id → WHIP camera token (the gateway writes sim-camera-tokens.yaml)")
+	fs.StringVar(&o.videoFile, "video-file", "video/testdata/testsrc-720p30.h264", "H.264 Annex-B clip the cameras stream")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

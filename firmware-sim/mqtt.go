@@ -22,7 +22,10 @@ import (
 func connect(ctx context.Context, o options, clientID, user, pass string) (mqtt.Client, error) {
 	opts := mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(clientID).SetCleanSession(true).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).SetOrderMatters(false)
+		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).SetOrderMatters(false).
+		// MQTT 3.1.1 only: with version 0 paho retries a refused CONNECT as 3.1,
+		// so one wrong password would reach the broker (and its refusal counter) twice.
+		SetProtocolVersion(4)
 	if user != "" {
 		opts.SetUsername(user).SetPassword(pass)
 	}
@@ -74,6 +77,7 @@ type counters struct {
 	failed    atomic.Int64
 	silenced  atomic.Int64
 	alarms    atomic.Int64
+	video     *cameraVideo // nil without --video
 }
 
 func classIndex(c ingest.Class) int {
@@ -132,6 +136,13 @@ func simulate(ctx context.Context, o options, devs []registry.Device, creds map[
 		shared = c
 	}
 	var cnt counters
+	if o.video {
+		v, err := newCameraVideo(o, log)
+		if err != nil {
+			return err
+		}
+		cnt.video = v
+	}
 	alarms := make([]chan struct{}, len(devs))
 	var wg sync.WaitGroup
 	errc := make(chan error, len(devs))
@@ -171,6 +182,13 @@ func simulate(ctx context.Context, o options, devs []registry.Device, creds map[
 	log.Info("simulating", "devices", len(devs), "broker", o.broker, "speed", o.speed, "shared_conn", o.sharedConn,
 		"offline", len(p.offline), "low_battery", len(p.lowBattery), "tamper", p.tamper, "malformed_rate", o.malformedRate)
 
+	if cnt.video != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cnt.video.run(ctx, devs)
+		}()
+	}
 	if o.alarmEvery > 0 {
 		wg.Add(1)
 		go func() {
@@ -205,9 +223,13 @@ func simulate(ctx context.Context, o options, devs []registry.Device, creds map[
 }
 
 func logStats(log *slog.Logger, cnt *counters) {
-	log.Info("published", "smoke", cnt.sent[0].Load(), "station", cnt.sent[1].Load(), "elec", cnt.sent[2].Load(),
+	args := []any{"smoke", cnt.sent[0].Load(), "station", cnt.sent[1].Load(), "elec", cnt.sent[2].Load(),
 		"camera", cnt.sent[3].Load(), "malformed", cnt.malformed.Load(), "failed", cnt.failed.Load(),
-		"silenced", cnt.silenced.Load(), "alarms", cnt.alarms.Load())
+		"silenced", cnt.silenced.Load(), "alarms", cnt.alarms.Load()}
+	if cnt.video != nil {
+		args = append(args, "video_sessions", cnt.video.sessions.Load(), "video_failures", cnt.video.failures.Load())
+	}
+	log.Info("published", args...)
 }
 
 // demoAlarms sets off smoke alarms round robin every --alarm-every (scaled).
