@@ -7,9 +7,10 @@ export GOFLAGS := -buildvcs=false
 
 .PHONY: run test vet build deps influxd bench-ingest bench-geo bench-alert bench-hotspots bench-video clean fuzz-smoke
 
-## run: the whole system on embedded defaults (influxd, gateway with embedded broker, simulator). Ctrl-C stops all.
+## run: the whole system on embedded defaults with auth on (influxd, gateway with embedded broker, simulator
+## with camera video). Ctrl-C stops all. RUN_ARGS go to `gateway serve` (e.g. make run RUN_ARGS=--insecure-dev).
 run: build influxd
-	@scripts/run.sh
+	@scripts/run.sh $(RUN_ARGS)
 
 ## test: vet and every test (integration tests start real influxd, mosquitto, ffmpeg, chromium).
 test: influxd
