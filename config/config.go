@@ -56,6 +56,7 @@ type HTTPConfig struct {
 	OpsAddr string `yaml:"ops_addr"` // /healthz, /readyz, /metrics (open, no auth); "" = served on addr
 	TLSCert string `yaml:"tls_cert"` // PEM certificate; with tls_key enables HTTPS
 	TLSKey  string `yaml:"tls_key"`  // PEM private key
+	Pprof   bool   `yaml:"pprof"`    // serve /debug/pprof/ with the ops endpoints (profiling; keep off in production)
 }
 
 // MQTTConfig is the "mqtt" section.

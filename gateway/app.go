@@ -227,7 +227,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	// HTTP first, so /healthz answers while the rest starts.
 	api := apiMux(a.routes(), a.guard)
-	ops := opsMux(a.reg, a.ready)
+	ops := opsMux(a.reg, a.ready, a.cfg.HTTP.Pprof)
 	var apiHandler http.Handler = api
 	if a.cfg.HTTP.OpsAddr == "" {
 		both := http.NewServeMux()
@@ -235,6 +235,7 @@ func (a *App) Run(ctx context.Context) error {
 		both.Handle("/healthz", ops)
 		both.Handle("/readyz", ops)
 		both.Handle("/metrics", ops)
+		both.Handle("/debug/pprof/", ops)
 		apiHandler = both
 	}
 	apiSrv, err := a.listen(a.cfg.HTTP.Addr, apiHandler, a.cfg.HTTP.TLSCert, a.cfg.HTTP.TLSKey, &a.apiAddr)

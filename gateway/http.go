@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -50,8 +51,13 @@ type readiness struct {
 
 // opsMux serves /healthz (process alive), /readyz (broker and InfluxDB state)
 // and /metrics. These stay open (no auth) and may live on their own listener.
-func opsMux(gather prometheus.Gatherer, ready func() []readiness) *http.ServeMux {
+func opsMux(gather prometheus.Gatherer, ready func() []readiness, pprofOn bool) *http.ServeMux {
 	mux := http.NewServeMux()
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
