@@ -30,6 +30,44 @@ type StationDanger struct {
 	ObsAt   time.Time `json:"obs_at"`
 }
 
+// fwiState is a station's carried state as stored in fwi_station. The engine
+// keeps a copy per station (under fwiMu) so that the readings between two noons,
+// nearly all of them, cost no SQLite round trip: the row is written only when
+// something in it changes (rain accumulated, zone or latitude moved, a new noon
+// computed). fwi_station.updated is therefore the time of the last change. The
+// copy is loaded from the row on a station's first reading after start, and
+// dropped when a write fails so the next reading reloads it. One entry per
+// station that ever reported: bounded by the device registry.
+type fwiState struct {
+	codes   Codes
+	lastDay string
+	acc     float64
+	zone    string
+	lat     float64
+	stored  bool // a row exists with exactly these values
+}
+
+// fwiStateOf returns the cached state of a station, loading it on first use.
+// The caller holds fwiMu.
+func (e *Engine) fwiStateOf(ctx context.Context, station string) (*fwiState, error) {
+	if st, ok := e.fwiCache[station]; ok {
+		return st, nil
+	}
+	st := &fwiState{codes: StartupCodes}
+	err := e.db.QueryRowContext(ctx, `SELECT ffmc, dmc, dc, last_day, rain_acc, zone, lat FROM fwi_station WHERE station = ?`, station).
+		Scan(&st.codes.FFMC, &st.codes.DMC, &st.codes.DC, &st.lastDay, &st.acc, &st.zone, &st.lat)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		st.codes, st.lastDay, st.acc, st.zone, st.lat = StartupCodes, "", 0, "", 0
+	case err != nil:
+		return nil, fmt.Errorf("alerting: fwi state: %w", err)
+	default:
+		st.stored = true
+	}
+	e.fwiCache[station] = st
+	return st, nil
+}
+
 func (e *Engine) stationRule(ctx context.Context, r ingest.Reading) error {
 	temp, okT := r.Float("air_temp_c")
 	rh, okH := r.Float("rh_pct")
@@ -42,14 +80,11 @@ func (e *Engine) stationRule(ctx context.Context, r ingest.Reading) error {
 	if lat == 0 && r.Lon == 0 {
 		lat = e.cfg.FireDanger.DefaultLat
 	}
-	codes := StartupCodes
-	var lastDay string
-	var acc float64
-	err := e.db.QueryRowContext(ctx, `SELECT ffmc, dmc, dc, last_day, rain_acc FROM fwi_station WHERE station = ?`, r.DeviceID).
-		Scan(&codes.FFMC, &codes.DMC, &codes.DC, &lastDay, &acc)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("alerting: fwi state: %w", err)
+	st, err := e.fwiStateOf(ctx, r.DeviceID)
+	if err != nil {
+		return err
 	}
+	codes, lastDay, acc := st.codes, st.lastDay, st.acc
 	if rain > 0 {
 		acc += rain
 	}
@@ -59,12 +94,17 @@ func (e *Engine) stationRule(ctx context.Context, r ingest.Reading) error {
 	isNoon := okT && okH && okW && day != lastDay && !local.Before(noon) && local.Before(noon.Add(e.cfg.FireDanger.NoonWindow))
 	now := e.clk.Now()
 	if !isNoon {
+		if st.stored && acc == st.acc && r.Zone == st.zone && lat == st.lat {
+			return nil // nothing in the row would change
+		}
 		_, err := e.db.ExecContext(ctx, `INSERT INTO fwi_station (station, zone, lat, ffmc, dmc, dc, rain_acc, updated) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT (station) DO UPDATE SET rain_acc = excluded.rain_acc, zone = excluded.zone, lat = excluded.lat, updated = excluded.updated`,
 			r.DeviceID, r.Zone, lat, codes.FFMC, codes.DMC, codes.DC, acc, ms(now))
 		if err != nil {
+			delete(e.fwiCache, r.DeviceID)
 			return fmt.Errorf("alerting: fwi state: %w", err)
 		}
+		st.acc, st.zone, st.lat, st.stored = acc, r.Zone, lat, true
 		return nil
 	}
 	wx := Weather{Month: int(local.Month()), Temp: temp, RH: rh, Wind: wind * 3.6, Rain: acc, Lat: lat}
@@ -91,8 +131,10 @@ func (e *Engine) stationRule(ctx context.Context, r ingest.Reading) error {
 		return fmt.Errorf("alerting: fwi: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
+		delete(e.fwiCache, r.DeviceID)
 		return fmt.Errorf("alerting: fwi: %w", err)
 	}
+	*st = fwiState{codes: Codes{FFMC: ix.FFMC, DMC: ix.DMC, DC: ix.DC}, lastDay: day, zone: r.Zone, lat: lat, stored: true}
 	sd := StationDanger{Station: r.DeviceID, Zone: r.Zone, Day: day, Indices: ix, Level: level, ObsAt: r.Time}
 	e.hub.Publish("fire_danger.daily", sd)
 	if e.points != nil {

@@ -144,10 +144,11 @@ type Engine struct {
 	tz     *time.Location
 	capTZ  *time.Location
 
-	queue   chan ingest.Reading
-	healthQ chan HealthEvent
-	cam     *cameraState
-	fwiMu   sync.Mutex // serialises station FWI updates
+	queue    chan ingest.Reading
+	healthQ  chan HealthEvent
+	cam      *cameraState
+	fwiMu    sync.Mutex           // serialises station FWI updates
+	fwiCache map[string]*fwiState // station → carried state (danger.go), under fwiMu
 
 	qDepth   prometheus.GaugeFunc
 	dropped  *prometheus.CounterVec
@@ -181,7 +182,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	e := &Engine{cfg: o.Config, db: o.DB, st: st, clk: o.Clock, dir: o.Directory, geo: o.Geo, mqtt: o.MQTT,
 		points: o.Points, log: o.Logger, user: o.User, done: make(chan struct{}),
 		queue: make(chan ingest.Reading, o.Config.QueueSize), healthQ: make(chan HealthEvent, o.Config.QueueSize),
-		cam: newCameraState()}
+		cam: newCameraState(), fwiCache: map[string]*fwiState{}}
 	e.tz, _ = time.LoadLocation(o.Config.FireDanger.Timezone)
 	e.capTZ, _ = time.LoadLocation(o.Config.Notify.CAPTimezone)
 	e.hub = newHub(o.DB, o.Clock, o.Config.Notify, o.Config.Webhooks, o.Logger, o.Registerer)

@@ -79,14 +79,23 @@ func nullMS(v sql.NullInt64) *time.Time {
 	return &t
 }
 
-// alertStore is the SQLite side of the alert lifecycle.
-type alertStore struct{ db *sql.DB }
+// alertStore is the SQLite side of the alert lifecycle, with an in-memory index
+// of the active alerts (activeindex.go).
+type alertStore struct {
+	db  *sql.DB
+	idx *activeIndex
+}
 
 func openStore(ctx context.Context, db *sql.DB) (*alertStore, error) {
 	if err := store.Migrate(ctx, db, "alerting", schema); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
-	return &alertStore{db: db}, nil
+	s := &alertStore{db: db}
+	var err error
+	if s.idx, err = loadActiveIndex(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 const alertCols = `id, source, type, severity, cleared, acked, zone, forest, lat, lon, message, details, count,
@@ -157,6 +166,7 @@ func (s *alertStore) upsert(ctx context.Context, r Raise) (Alert, bool, error) {
 	if err := tx.Commit(); err != nil {
 		return Alert{}, false, fmt.Errorf("alerting: upsert: %w", err)
 	}
+	s.idx.add(a.Source, a.Type, a.ID)
 	return a, isNew, nil
 }
 
@@ -183,10 +193,17 @@ func (s *alertStore) get(ctx context.Context, id int64) (Alert, error) {
 	return a, nil
 }
 
-// active returns the active alert for (source, type), if any.
+// active returns the active alert for (source, type), if any. The index answers
+// "none" without a query for the pairs that have no active alert, which is
+// nearly every rule check.
 func (s *alertStore) active(ctx context.Context, source, typ string) (Alert, bool, error) {
+	id := s.idx.lookup(source, typ)
+	if id == 0 {
+		return Alert{}, false, nil
+	}
 	a, err := scanAlert(s.db.QueryRowContext(ctx, `SELECT `+alertCols+` FROM alert WHERE source = ? AND type = ? AND cleared = 0`, source, typ))
 	if errors.Is(err, sql.ErrNoRows) {
+		s.idx.remove(source, typ, id) // stale: cleared while a repeat was being recorded
 		return a, false, nil
 	}
 	if err != nil {
@@ -240,6 +257,9 @@ func (s *alertStore) step(ctx context.Context, id int64, at time.Time, user, not
 	}
 	if err := tx.Commit(); err != nil {
 		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
+	}
+	if !a.Active() {
+		s.idx.remove(a.Source, a.Type, a.ID)
 	}
 	return a, nil
 }
