@@ -42,6 +42,23 @@ var _ events.Publisher = (*Hub)(nil)
 type sseClient struct {
 	ch      chan events.Event
 	dropped chan struct{}
+	types   []string // event type prefixes the client asked for (?types=); empty = all
+}
+
+// wants reports whether the client asked for events of type typ. The hub
+// filters before queueing, so a burst of events a client does not want (the
+// registry's device.* transitions for thousands of devices at once) neither
+// fills its buffer, which would drop it, nor delays the alerts behind them.
+func (c *sseClient) wants(typ string) bool {
+	if len(c.types) == 0 {
+		return true
+	}
+	for _, p := range c.types {
+		if strings.HasPrefix(typ, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func newHub(db *sql.DB, clk clock.Clock, cfg NotifyConfig, hooks []WebhookConfig, log *slog.Logger, reg prometheus.Registerer) *Hub {
@@ -120,6 +137,9 @@ func (h *Hub) publish(ctx context.Context, typ string, data any) (events.Event, 
 		err = fmt.Errorf("alerting: persist event %s: %w", typ, err)
 	}
 	for c := range h.clients {
+		if !c.wants(typ) {
+			continue
+		}
 		select {
 		case c.ch <- ev:
 		default:
@@ -132,8 +152,12 @@ func (h *Hub) publish(ctx context.Context, typ string, data any) (events.Event, 
 	return ev, err
 }
 
-func (h *Hub) subscribe() *sseClient {
-	c := &sseClient{ch: make(chan events.Event, h.cfg.SSEBuffer), dropped: make(chan struct{})}
+func (h *Hub) subscribe() *sseClient { return h.subscribeTypes(nil) }
+
+// subscribeTypes adds a live client that receives the events whose type has
+// one of the prefixes (all events when there are none).
+func (h *Hub) subscribeTypes(prefixes []string) *sseClient {
+	c := &sseClient{ch: make(chan events.Event, h.cfg.SSEBuffer), dropped: make(chan struct{}), types: prefixes}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
@@ -203,22 +227,11 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if t := r.URL.Query().Get("types"); t != "" {
 		types = strings.Split(t, ",")
 	}
-	want := func(typ string) bool {
-		if len(types) == 0 {
-			return true
-		}
-		for _, p := range types {
-			if strings.HasPrefix(typ, p) {
-				return true
-			}
-		}
-		return false
-	}
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
 		lastID = r.URL.Query().Get("last_event_id")
 	}
-	c := h.subscribe()
+	c := h.subscribeTypes(types)
 	defer h.unsubscribe(c)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -237,7 +250,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				for _, ev := range evs {
-					if want(ev.Type) {
+					if c.wants(ev.Type) {
 						if writeSSE(w, ev) != nil {
 							return
 						}
@@ -266,15 +279,25 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 			}
 			fl.Flush()
 		case ev := <-c.ch:
-			if ev.ID != 0 && ev.ID <= sent {
-				continue
-			}
-			if want(ev.Type) {
-				if writeSSE(w, ev) != nil {
-					return
+			// Write this event and what else is already queued (at most one
+			// buffer's worth), then flush once: no event waits for a later one,
+			// and a burst costs one flush instead of one per event.
+			for n, more := 1, true; more; n++ {
+				if ev.ID == 0 || ev.ID > sent { // the hub already filtered by type
+					if writeSSE(w, ev) != nil {
+						return
+					}
 				}
-				fl.Flush()
+				more = false
+				if n < cap(c.ch) {
+					select {
+					case ev = <-c.ch:
+						more = true
+					default:
+					}
+				}
 			}
+			fl.Flush()
 		}
 	}
 }
