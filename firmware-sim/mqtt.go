@@ -232,6 +232,12 @@ func logStats(log *slog.Logger, cnt *counters) {
 	log.Info("published", args...)
 }
 
+// demoAlarmReports is how many telemetry reports a --alarm-every alarm lasts:
+// four smoke periods (15 min by default) outlast the gateway's default critical
+// 叫应 deadline (5 min) twice, so the demo shows the call escalating to the
+// parent zones before the device reports alarm_cleared (which stops it).
+const demoAlarmReports = 4
+
 // demoAlarms sets off smoke alarms round robin every --alarm-every (scaled).
 func demoAlarms(ctx context.Context, o options, devs []registry.Device, alarms []chan struct{}, log *slog.Logger) {
 	t := time.NewTicker(scale(o.alarmEvery, o.speed))
@@ -369,7 +375,7 @@ func runDevice(ctx context.Context, o options, sd *simDevice, c mqtt.Client, goe
 		case <-ctx.Done():
 			return nil
 		case <-alarm:
-			if sd.startAlarm(2) {
+			if sd.startAlarm(demoAlarmReports) {
 				cnt.alarms.Add(1)
 				nextTel = time.Now() // report the alarm telemetry at once
 			}

@@ -58,15 +58,17 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
 
-start() { # name logfile command…  (logfile "-" = also to this terminal)
-  local name=$1 log=$2
+start() { # name file|tee command…   logs to var/log/<name>.log (tee: also to this terminal)
+  # Logs are appended, so the admin password a first start printed survives restarts.
+  local name=$1 mode=$2 log=$VAR/log/$1.log
   shift 2
-  if [ "$log" = - ]; then
+  echo "=== $(date -u +%FT%TZ) make run starts $name" >>"$log"
+  if [ "$mode" = tee ]; then
     # tee ignores SIGINT so a Ctrl-C cannot break the gateway's stdout (a Go
     # program writing to a closed pipe dies of SIGPIPE before it has flushed).
-    setsid "$@" > >(trap '' INT; exec tee "$VAR/log/$name.log") 2>&1 &
+    setsid "$@" > >(trap '' INT; exec tee -a "$log") 2>&1 &
   else
-    setsid "$@" >"$log" 2>&1 &
+    setsid "$@" >>"$log" 2>&1 &
   fi
   pids+=($!)
   names+=("$name")
@@ -100,12 +102,12 @@ bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
   store-enabled = false
 CONF
 echo "starting influxd on 127.0.0.1:$INFLUX_PORT (log: var/log/influxd.log)"
-start influxd "$VAR/log/influxd.log" "$BIN/influxd" -config "$VAR/influxdb.conf"
+start influxd file "$BIN/influxd" -config "$VAR/influxdb.conf"
 wait_http "http://127.0.0.1:$INFLUX_PORT/ping" 30
 curl -fsS -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE lookout" >/dev/null
 
 echo "starting gateway on http://$HTTP_ADDR, MQTT on $MQTT_ADDR (log: var/log/gateway.log)"
-start gateway - "$BIN/gateway" serve "$@"
+start gateway tee "$BIN/gateway" serve "$@"
 wait_http "http://$HTTP_ADDR/healthz" 60
 
 # The gateway writes the simulator's secrets before it listens: MQTT passwords
@@ -120,7 +122,7 @@ TOKENS="$LOOKOUT_DATA_DIR/sim-camera-tokens.yaml"
 # shellcheck disable=SC2206 # word splitting of the extra flags is intended
 SIM_ARGS+=(${LOOKOUT_SIM_ARGS:-})
 echo "starting firmware-sim (log: var/log/firmware-sim.log)"
-start firmware-sim "$VAR/log/firmware-sim.log" "$BIN/firmware-sim" "${SIM_ARGS[@]}"
+start firmware-sim file "$BIN/firmware-sim" "${SIM_ARGS[@]}"
 
 cat <<MSG
 
