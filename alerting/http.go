@@ -18,13 +18,7 @@ const UserHeader = "X-Lookout-User"
 // ErrBadQuery marks a bad filter in a list request.
 var ErrBadQuery = fmt.Errorf("query %w", errs.ErrInvalid)
 
-func parseID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%w: alert id %q", ErrBadQuery, r.PathValue("id"))
-	}
-	return id, nil
-}
+func parseID(r *http.Request) (int64, error) { return web.PathID(r, "id", "alert id") }
 
 func parseTime(v string) (time.Time, error) {
 	if v == "" {

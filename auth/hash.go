@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lookoutfire/lookout/ingest"
+
 	"golang.org/x/crypto/argon2"
 
 	"github.com/lookoutfire/lookout/errs"
@@ -138,21 +140,7 @@ func RandomSecret(n int) string {
 // ValidUsername accepts 1-64 of A-Z a-z 0-9 . _ - starting with a letter or
 // digit: the same alphabet as device ids, so names are safe as MQTT usernames,
 // file lines (password/ACL files) and log fields.
-func ValidUsername(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+func ValidUsername(s string) bool { return ingest.ValidDeviceID(s) }
 
 // validPassword bounds a new password: long enough to resist guessing, short
 // enough that hashing it is not a denial of service.

@@ -26,13 +26,7 @@ func (s *Service) actor(r *http.Request) string {
 	return "anonymous"
 }
 
-func pathID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("report id %q: %w", r.PathValue("id"), errs.ErrInvalid)
-	}
-	return id, nil
-}
+func pathID(r *http.Request) (int64, error) { return web.PathID(r, "id", "report id") }
 
 // ImportBodyLimit is the request body limit the import route needs (max_import_bytes
 // plus room for multipart framing); put it in the route's MaxBody.

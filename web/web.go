@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/lookoutfire/lookout/auth"
 	"github.com/lookoutfire/lookout/errs"
@@ -106,4 +107,15 @@ func Decode(r *http.Request, v any) error {
 		return fmt.Errorf("request body: trailing data after JSON value: %w", errs.ErrInvalid)
 	}
 	return nil
+}
+
+// PathID parses a positive integer path value such as {id}; a malformed one is
+// errs.ErrInvalid naming what it identifies ("alert id", "report id").
+func PathID(r *http.Request, name, what string) (int64, error) {
+	v := r.PathValue(name)
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%s %q: %w", what, v, errs.ErrInvalid)
+	}
+	return id, nil
 }

@@ -1,0 +1,91 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/lookoutfire/lookout/errs"
+)
+
+func TestStatusMapsKinds(t *testing.T) {
+	cases := []struct {
+		err  error
+		code int
+		name string
+	}{
+		{fmt.Errorf("device x: %w", errs.ErrNotFound), 404, "not_found"},
+		{fmt.Errorf("bad: %w", errs.ErrInvalid), 400, "invalid"},
+		{errs.ErrConflict, 409, "conflict"},
+		{errs.ErrUnauthorized, 401, "unauthorized"},
+		{errs.ErrForbidden, 403, "forbidden"},
+		{errs.ErrTooLarge, 413, "too_large"},
+		{&http.MaxBytesError{Limit: 1}, 413, "too_large"},
+		{errs.ErrRateLimited, 429, "rate_limited"},
+		{errs.ErrUnavailable, 503, "unavailable"},
+		{errors.New("disk on fire"), 500, "internal"},
+	}
+	for _, c := range cases {
+		code, name := Status(c.err)
+		if code != c.code || name != c.name {
+			t.Errorf("Status(%v) = %d %s, want %d %s", c.err, code, name, c.code, c.name)
+		}
+	}
+}
+
+// A 500 never leaks the internal error text.
+func TestErrorHidesInternalDetail(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Error(rec, httptest.NewRequest("GET", "/x", nil), errors.New("sqlite: /var/secret/path locked"))
+	var body ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 500 || body.Error.Code != "internal" || strings.Contains(rec.Body.String(), "secret") {
+		t.Fatalf("reply %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	type in struct {
+		Name string `json:"name"`
+	}
+	for body, wantErr := range map[string]error{
+		`{"name":"a"}`:            nil,
+		`{"name":"a","extra":1}`: errs.ErrInvalid,
+		`{"name":"a"} {}`:        errs.ErrInvalid,
+		`{"name":`:               errs.ErrInvalid,
+	} {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		var v in
+		err := Decode(r, &v)
+		if !errors.Is(err, wantErr) || (wantErr == nil && err != nil) {
+			t.Errorf("Decode(%s) = %v, want %v", body, err, wantErr)
+		}
+	}
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"name":"`+strings.Repeat("x", 100)+`"}`))
+	r.Body = http.MaxBytesReader(rec, r.Body, 10)
+	var v in
+	if err := Decode(r, &v); !errors.Is(err, errs.ErrTooLarge) {
+		t.Errorf("over-limit body: %v", err)
+	}
+}
+
+func TestPathID(t *testing.T) {
+	for v, ok := range map[string]bool{"12": true, "0": false, "-3": false, "x": false, "": false} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.SetPathValue("id", v)
+		id, err := PathID(r, "id", "alert id")
+		if ok != (err == nil) || (ok && id != 12) {
+			t.Errorf("PathID(%q) = %d, %v", v, id, err)
+		}
+		if err != nil && !errors.Is(err, errs.ErrInvalid) {
+			t.Errorf("PathID(%q) error not ErrInvalid: %v", v, err)
+		}
+	}
+}
