@@ -22,6 +22,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +67,10 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "measurement window per row")
 	warm := flag.Duration("warmup", 2*time.Second, "time after all viewers connected before measuring")
 	bitrate := flag.Int("bitrate", 2_000_000, "source bitrate, bits/s")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the relay process (all rows) to this file")
+	traceFile := flag.String("trace", "", "write a runtime/trace of the relay process (all rows) to this file")
+	muxPort := flag.Bool("mux", true, "serve every viewer on one ICE UDP mux port (the deployment setting for a firewall; lets the relay batch sends)")
+	niceness := flag.Int("viewer-nice", 10, "run the viewer process at this nice level so the relay (what is measured) gets the CPU it needs; 0 = same priority")
 	flag.Parse()
 	if *viewers > 0 {
 		if err := runViewers(*viewers, *whep, *warm, *dur); err != nil {
@@ -71,12 +78,33 @@ func main() {
 		}
 		return
 	}
-	if err := runRelay(*ns, *dur, *warm, *bitrate); err != nil {
-		log.Fatal(err)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			log.Fatal(err)
+		}
+		defer trace.Stop()
+	}
+	if err := runRelay(*ns, *dur, *warm, *bitrate, *niceness, *muxPort); err != nil {
+		log.Print(err)
+		return // deferred profile/trace stops still run
 	}
 }
 
-func runRelay(ns string, dur, warm time.Duration, bitrate int) error {
+func runRelay(ns string, dur, warm time.Duration, bitrate, niceness int, muxPort bool) error {
 	var counts []int
 	for _, s := range strings.Split(ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -93,6 +121,13 @@ func runRelay(ns string, dur, warm time.Duration, bitrate int) error {
 	cfg.LoopbackOnly = true
 	cfg.MaxViewers, cfg.MaxViewersPerCamera = 2000, 2000
 	cfg.Sources = []video.Source{{Camera: camera, RTPPort: port}}
+	ice := "one UDP port per viewer"
+	if muxPort {
+		if cfg.ICEUDPMuxPort, err = freePort(); err != nil {
+			return err
+		}
+		ice = "one ICE UDP mux port"
+	}
 	reg := prometheus.NewRegistry()
 	m, err := video.NewManager(cfg, oneCam{}, nil, reg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
@@ -114,13 +149,14 @@ func runRelay(ns string, dur, warm time.Duration, bitrate int) error {
 	defer cancel()
 	go source(ctx, fmt.Sprintf("127.0.0.1:%d", port), bitrate)
 
-	fmt.Printf("bench-video: 1 camera, %.1f Mbps, 30 fps, %s per row, %d cores, viewers in a separate process\n",
-		float64(bitrate)/1e6, dur, ncpu())
+	fmt.Printf("bench-video: 1 camera, %.1f Mbps, 30 fps, %s per row, %d cores (GOMAXPROCS %d), viewers in a separate process at nice %d, %s\n",
+		float64(bitrate)/1e6, dur, ncpu(), runtime.GOMAXPROCS(0), niceness, ice)
+	fmt.Printf("load average at start: %s\n", loadavg())
 	fmt.Printf("%6s %9s %9s %9s %9s %10s %10s %11s %11s %8s\n",
 		"N", "connected", "gw_cpu%", "loss_avg%", "loss_max%", ">1%loss", "e2e_p50ms", "e2e_p99ms", "relay_p50ms", "relay_p99")
 	var base float64
 	for i, n := range counts {
-		r, cpu, rp50, rp99, err := measure(m, reg, fmt.Sprintf("http://%s/api/v1/streams/%s/whep", ln.Addr(), camera), n, warm, dur)
+		r, cpu, rp50, rp99, err := measure(m, reg, fmt.Sprintf("http://%s/api/v1/streams/%s/whep", ln.Addr(), camera), n, warm, dur, niceness)
 		if err != nil {
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
@@ -135,19 +171,24 @@ func runRelay(ns string, dur, warm time.Duration, bitrate int) error {
 			n, r.Connected, cpu, r.LossMean*100, r.LossMax*100, r.LossOver1, r.E2EP50ms, r.E2EP99ms, rp50, rp99, counts[0], ratio)
 		time.Sleep(time.Second) // let the relay reap the sessions
 	}
+	fmt.Printf("load average at end: %s\n", loadavg())
 	fmt.Println("gw_cpu% = relay process CPU (user+sys) over the window, 100% = one core; includes the synthetic camera.")
 	fmt.Println("relay_pXX = arrival at the relay to send to one viewer (histogram bucket interpolation).")
 	return nil
 }
 
 // measure runs one viewer process and samples the relay's CPU and latency over its window.
-func measure(m *video.Manager, reg *prometheus.Registry, whep string, n int, warm, dur time.Duration) (result, float64, float64, float64, error) {
+func measure(m *video.Manager, reg *prometheus.Registry, whep string, n int, warm, dur time.Duration, niceness int) (result, float64, float64, float64, error) {
 	var r result
 	self, err := os.Executable()
 	if err != nil {
 		return r, 0, 0, 0, err
 	}
-	cmd := exec.Command(self, "-viewers", strconv.Itoa(n), "-whep", whep, "-warmup", warm.String(), "-duration", dur.String())
+	args := []string{self, "-viewers", strconv.Itoa(n), "-whep", whep, "-warmup", warm.String(), "-duration", dur.String()}
+	if niceness != 0 {
+		args = append([]string{"nice", "-n", strconv.Itoa(niceness)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -428,6 +469,20 @@ func freePort() (int, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// loadavg is /proc/loadavg's 1/5/15-minute averages: the bench shares the machine,
+// and a row measured under load says so.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func ncpu() int {
