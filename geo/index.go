@@ -93,14 +93,17 @@ func (ix *Index) Within(p orb.Point, metres float64) bool {
 
 // forestsAt appends to in the forests containing p (index order) and, when
 // there are none, finds the forest whose boundary is closest to p within limit
-// metres (-1 when none). One R-tree search serves both on the common path: it
-// covers the point and its neighbourhood, growing in squares (most points
-// outside a forest are near one), and candidates are measured nearest box
-// first, so the bound tightens early and prunes the rest before touching edges.
+// metres (-1 when none). Containment comes from the layer's grid (O(1) for
+// most points); the nearest search from the nearest grid's short candidate
+// list (see grid.go), or from the R-tree when the limit exceeds what the grid
+// was prepared for.
 func (ix *Index) forestsAt(p orb.Point, limit float64, in []int32) ([]int32, int, float64) {
 	l := ix.forests
 	if l.len() == 0 {
 		return in, -1, -1
+	}
+	if in = l.containing(in, p); len(in) > 0 {
+		return in, -1, 0
 	}
 	kx, ky := metresPerDegree(p[1])
 	if kx < 1 {
@@ -108,7 +111,60 @@ func (ix *Index) forestsAt(p orb.Point, limit float64, in []int32) ([]int32, int
 	}
 	// Work on a slightly larger planar limit: the local plane and the geodesic
 	// differ by far less than 1 %, and the final answer is re-measured.
-	planarLimit := math.Max(limit, 0)*1.01 + 1
+	bestI, _, at := l.nearest(p, kx, ky, planarLimit(limit))
+	if bestI < 0 {
+		return in, -1, -1
+	}
+	d := shortDistance(p, at)
+	if d > limit {
+		return in, -1, -1
+	}
+	return in, bestI, d
+}
+
+// planarLimit is the local-plane search bound (metres) for a geodesic limit.
+func planarLimit(limit float64) float64 { return math.Max(limit, 0)*1.01 + 1 }
+
+// nearest returns the feature whose boundary is closest to p in the local
+// plane (kx, ky metres per degree) within planarLimit metres (-1 when none),
+// the squared distance and the closest boundary point.
+func (l *layer) nearest(p orb.Point, kx, ky, planarLimit float64) (int, float64, orb.Point) {
+	if l.near == nil || planarLimit > l.near.limit {
+		return l.nearestTree(p, kx, ky, planarLimit)
+	}
+	cands, ok := l.near.at(p)
+	if !ok { // farther than the limit from every bound
+		return -1, 0, orb.Point{}
+	}
+	best := planarLimit * planarLimit
+	bestI := -1
+	var at orb.Point
+	var buf [32]distIdx
+	cs := buf[:0]
+	for _, i := range cands {
+		if d := l.shapes[i].bound.dist2(p, kx, ky); d < best {
+			cs = append(cs, distIdx{d, i})
+		}
+	}
+	sortDistIdx(cs)
+	for _, c := range cs {
+		if c.d >= best {
+			break
+		}
+		before := best
+		l.shapes[c.i].nearest(p, kx, ky, &best, &at)
+		if best < before {
+			bestI = int(c.i)
+		}
+	}
+	return bestI, best, at
+}
+
+// nearestTree is nearest over the R-tree: it searches squares around p that
+// grow fourfold (most points are near some feature), measuring candidates
+// nearest box first so the bound tightens early and prunes the rest before
+// touching edges.
+func (l *layer) nearestTree(p orb.Point, kx, ky, planarLimit float64) (int, float64, orb.Point) {
 	best := planarLimit * planarLimit
 	bestI := -1
 	var at orb.Point
@@ -116,26 +172,16 @@ func (ix *Index) forestsAt(p orb.Point, limit float64, in []int32) ([]int32, int
 	seen := seenBuf[:0]
 	var candBuf [32]distIdx
 	r := math.Min(250, planarLimit)
-	for round := 0; ; round++ {
+	for {
 		cands := candBuf[:0]
 		dx, dy := r/kx, r/ky
 		l.tree.Search([2]float64{p[0] - dx, p[1] - dy}, [2]float64{p[0] + dx, p[1] + dy},
 			func(_, _ [2]float64, i int32) bool {
-				d := l.shapes[i].bound.dist2(p, kx, ky)
-				if d == 0 && round == 0 && l.shapes[i].contains(p) {
-					in = append(in, i)
-				}
-				if d < best && !slices.Contains(seen, i) {
+				if d := l.shapes[i].bound.dist2(p, kx, ky); d < best && !slices.Contains(seen, i) {
 					cands = append(cands, distIdx{d, i})
 				}
 				return true
 			})
-		if len(in) > 0 {
-			if len(in) > 1 {
-				slices.Sort(in)
-			}
-			return in, -1, 0
-		}
 		sortDistIdx(cands)
 		for _, c := range cands {
 			if c.d >= best {
@@ -154,14 +200,7 @@ func (ix *Index) forestsAt(p orb.Point, limit float64, in []int32) ([]int32, int
 		}
 		r = math.Min(r*4, planarLimit)
 	}
-	if bestI < 0 {
-		return in, -1, -1
-	}
-	d := shortDistance(p, at)
-	if d > limit {
-		return in, -1, -1
-	}
-	return in, bestI, d
+	return bestI, best, at
 }
 
 // innermostZone returns the deepest zone containing p (ties: lowest index), or -1.

@@ -153,6 +153,8 @@ type layer struct {
 	shapes []shape  // polygons (masks: zero shape for circles)
 	disc   []circle // masks only: r > 0 for point masks
 	tree   rtree.RTreeG[int32]
+	grid   *cellGrid // containment grid (nil: use the tree; masks with discs)
+	near   *nearGrid // forests: nearest-forest candidates (nil: use the tree)
 	raw    []byte // normalized FeatureCollection (WGS84) served by GET
 
 	// zones only
@@ -173,8 +175,9 @@ func emptyLayer(name string) *layer {
 	return &layer{name: name, raw: []byte(`{"type":"FeatureCollection","features":[]}`), byID: map[string]int32{}}
 }
 
-// parseLayer decodes, validates, converts (gcj02 → WGS84) and indexes a layer.
-func parseLayer(name string, data []byte, crs, idProp string) (*layer, error) {
+// parseLayer decodes, validates, converts (gcj02 → WGS84) and indexes a layer;
+// searchRadiusM is the nearest-forest radius the forests index is prepared for.
+func parseLayer(name string, data []byte, crs, idProp string, searchRadiusM float64) (*layer, error) {
 	switch name {
 	case LayerForests, LayerZones, LayerMasks:
 	default:
@@ -217,10 +220,7 @@ func parseLayer(name string, data []byte, crs, idProp string) (*layer, error) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBadLayer, name, err)
 		}
 	}
-	for i := range l.ids {
-		b := l.bound(i)
-		l.tree.Insert([2]float64{b.minX, b.minY}, [2]float64{b.maxX, b.maxY}, int32(i))
-	}
+	l.buildIndex(searchRadiusM)
 	if l.raw, err = json.Marshal(fc); err != nil {
 		return nil, fmt.Errorf("geo: encode %s: %w", name, err)
 	}
@@ -510,9 +510,42 @@ func (l *layer) covers(i int, p orb.Point) bool {
 	return l.shapes[i].contains(p)
 }
 
+// buildIndex prepares the R-tree over feature bounds and the grids (see
+// grid.go): the containment grid for polygon layers, and for forests the
+// nearest-forest grid for searches up to searchRadiusM (≤ 0: none).
+func (l *layer) buildIndex(searchRadiusM float64) {
+	all := emptyBox()
+	discs := false
+	for i := range l.ids {
+		b := l.bound(i)
+		l.tree.Insert([2]float64{b.minX, b.minY}, [2]float64{b.maxX, b.maxY}, int32(i))
+		all.extend(orb.Point{b.minX, b.minY})
+		all.extend(orb.Point{b.maxX, b.maxY})
+		discs = discs || (l.disc != nil && l.disc[i].r > 0)
+	}
+	if l.len() == 0 {
+		return
+	}
+	if !discs {
+		l.grid = newCellGrid(l.shapes, all)
+	}
+	if l.name == LayerForests && searchRadiusM > 0 {
+		l.near = newNearGrid(l, all, planarLimit(searchRadiusM))
+	}
+}
+
 // containing appends to dst the indexes of features covering p, in index order.
 func (l *layer) containing(dst []int32, p orb.Point) []int32 {
 	if l.len() == 0 {
+		return dst
+	}
+	if l.grid != nil {
+		for _, e := range l.grid.at(p) {
+			i := int32(e &^ coveredBit)
+			if e&coveredBit != 0 || l.shapes[i].contains(p) {
+				dst = append(dst, i)
+			}
+		}
 		return dst
 	}
 	l.tree.Search([2]float64{p[0], p[1]}, [2]float64{p[0], p[1]}, func(_, _ [2]float64, i int32) bool {

@@ -233,7 +233,7 @@ func FuzzParseLayer(f *testing.F) {
 	f.Add([]byte(`{"type":"FeatureCollection","features":[{"type":"Feature","id":"a","geometry":{"type":"MultiPolygon","coordinates":[[[[1,1]]],[]]}}]}`), uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		name := []string{LayerForests, LayerZones, LayerMasks}[int(which)%3]
-		ly, err := parseLayer(name, data, "", "id")
+		ly, err := parseLayer(name, data, "", "id", DefaultConfig().SearchRadiusM)
 		if err != nil {
 			if !errors.Is(err, errs.ErrInvalid) {
 				t.Fatalf("error does not wrap ErrInvalid: %v", err)

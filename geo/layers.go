@@ -48,7 +48,7 @@ func NewLayers(cfg Config) (*Layers, error) {
 		if err != nil {
 			return nil, fmt.Errorf("geo %s layer: %w", lf.name, err)
 		}
-		ly, err := parseLayer(lf.name, data, crs, idProp)
+		ly, err := parseLayer(lf.name, data, crs, idProp, cfg.SearchRadiusM)
 		if err != nil {
 			return nil, fmt.Errorf("geo %s layer %s: %w", lf.name, path, err)
 		}
@@ -79,7 +79,7 @@ func (l *Layers) Replace(layerName string, geojson []byte, crs string) error {
 	case LayerMasks:
 		idProp = l.cfg.Masks.IDProperty
 	}
-	ly, err := parseLayer(layerName, geojson, crs, idProp)
+	ly, err := parseLayer(layerName, geojson, crs, idProp, l.cfg.SearchRadiusM)
 	if err != nil {
 		return err
 	}
