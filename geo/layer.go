@@ -155,7 +155,7 @@ type layer struct {
 	tree   rtree.RTreeG[int32]
 	grid   *cellGrid // containment grid (nil: use the tree; masks with discs)
 	near   *nearGrid // forests: nearest-forest candidates (nil: use the tree)
-	raw    []byte // normalized FeatureCollection (WGS84) served by GET
+	raw    []byte    // normalized FeatureCollection (WGS84) served by GET
 
 	// zones only
 	zones []Zone
