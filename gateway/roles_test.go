@@ -245,6 +245,7 @@ func TestInsecureDevOpensRoutes(t *testing.T) {
 	t.Chdir(testenv.ModuleRoot())
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
+	cfg.MQTT.EmbeddedAddr = "127.0.0.1:0"
 	cfg.Registry.Seed = ""
 	if _, err := config.Load("", false, []string{"LOOKOUT_AUTH_INSECURE_DEV=true"}, nil); err != nil {
 		t.Fatal(err)
