@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -96,6 +97,7 @@ type Manager struct {
 	ffmpeg  string // resolved ffmpeg path; "" when missing
 	csp     string // viewer page Content-Security-Policy
 	met     *metrics
+	writers []*writer // fixed send pool, set before any viewer exists
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -138,6 +140,7 @@ func NewManager(cfg Config, cams CameraDirectory, pub events.Publisher, reg prom
 
 	ice := iceSettings{loopbackOnly: cfg.LoopbackOnly, portMin: cfg.ICEUDPPortMin, portMax: cfg.ICEUDPPortMax,
 		nat1to1: cfg.NAT1To1IPs, disconnectWait: 4 * time.Second, failedWait: 10 * time.Second}
+	var batch batcher = nopBatcher{}
 	if cfg.ICEUDPMuxPort != 0 {
 		host := ""
 		if cfg.LoopbackOnly {
@@ -148,7 +151,12 @@ func NewManager(cfg Config, cams CameraDirectory, pub events.Publisher, reg prom
 			return nil, fmt.Errorf("video: ice_udp_mux_port: %w", err)
 		}
 		m.muxConn = pc
-		m.mux = webrtc.NewICEUDPMux(nil, pc)
+		var muxed net.PacketConn = pc
+		if uc, ok := pc.(*net.UDPConn); ok {
+			bc := newBatchConn(uc)
+			muxed, batch = bc, bc
+		}
+		m.mux = webrtc.NewICEUDPMux(nil, muxed)
 		ice.mux = m.mux
 	}
 	if m.api, err = newAPI(ice); err != nil {
@@ -186,6 +194,7 @@ func NewManager(cfg Config, cams CameraDirectory, pub events.Publisher, reg prom
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); st.readUDP(conn) }()
 	}
+	m.startWriters(runtime.GOMAXPROCS(0), batch)
 	m.wg.Add(1)
 	go m.loop()
 	return m, nil

@@ -19,15 +19,16 @@ const gatherTimeout = 5 * time.Second
 // connectTimeout frees the slot of a viewer whose transport never connected.
 const connectTimeout = 30 * time.Second
 
-// viewer is one WHEP session: its own track, its own bounded queue and writer, so a
-// slow viewer only ever loses its own packets.
+// viewer is one WHEP session: its own track and its own bounded queue, drained by
+// one of the manager's writers, so a slow viewer only ever loses its own packets.
 type viewer struct {
 	id      string
 	st      *stream
 	pc      *webrtc.PeerConnection
 	track   *webrtc.TrackLocalStaticRTP
-	q       chan relayPacket
-	waitKey atomic.Bool // drop until the first keyframe start: a decoder cannot use anything before it
+	q       chan relayPacket // bounded; drained by the viewer's writer (w)
+	w       *writer          // the send goroutine owning this viewer; nil until it has a track
+	waitKey atomic.Bool      // drop until the first keyframe start: a decoder cannot use anything before it
 	drops   atomic.Uint64
 	once    sync.Once
 	done    chan struct{}
@@ -120,9 +121,13 @@ func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (st
 		m.mu.Unlock()
 		return "", ErrClosed
 	}
-	m.wg.Add(2) // under mu and before closed: never races Close's Wait
+	if st := v.st; st.viewers[v.id] != v {
+		m.mu.Unlock() // removed while answering (connection failed, DELETE)
+		return "", ErrUnknownSession
+	}
+	m.pickWriterLocked(v)
+	m.wg.Add(1) // under mu and before closed: never races Close's Wait
 	m.mu.Unlock()
-	go func() { defer m.wg.Done(); v.writeLoop() }()
 	go func() { defer m.wg.Done(); v.readRTCP(sender) }()
 	return answer, nil
 }
@@ -190,6 +195,9 @@ func (m *Manager) removeViewer(v *viewer) {
 			st.lastGone = m.clock.Now()
 		}
 	}
+	if v.w != nil {
+		v.w.removeLocked(v)
+	}
 	m.mu.Unlock()
 	v.once.Do(func() {
 		close(v.done)
@@ -197,21 +205,6 @@ func (m *Manager) removeViewer(v *viewer) {
 			_ = v.pc.Close() // pion runs the state callback on its own goroutine
 		}
 	})
-}
-
-// writeLoop sends queued packets on the viewer's own track.
-func (v *viewer) writeLoop() {
-	hist := v.st.m.met.latency
-	for {
-		select {
-		case <-v.done:
-			return
-		case rp := <-v.q:
-			if err := v.track.WriteRTP(rp.p); err == nil {
-				hist.Observe(time.Since(rp.at).Seconds())
-			}
-		}
-	}
 }
 
 // readRTCP forwards the viewer's keyframe requests (PLI, FIR) to the source; the

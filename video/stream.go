@@ -96,6 +96,7 @@ func (st *stream) deliver(p *rtp.Packet) {
 		st.markUp(now)
 	}
 	rp := relayPacket{p: p, at: time.Now(), key: IsKeyframeStart(p.Payload)}
+	queued := false
 	for _, v := range *st.active.Load() {
 		if v.waitKey.Load() {
 			if !rp.key {
@@ -105,10 +106,16 @@ func (st *stream) deliver(p *rtp.Packet) {
 		}
 		select {
 		case v.q <- rp:
+			queued = true
 		default:
 			v.drops.Add(1)
 			st.drops.Add(1)
 			m.met.drops.Inc()
+		}
+	}
+	if queued {
+		for _, w := range m.writers {
+			w.signal()
 		}
 	}
 }
