@@ -128,11 +128,11 @@ cat <<MSG
 
 Lookout is running (auth on). Log in as admin with the password printed ONCE in
 the gateway log on first start (var/log/gateway.log: "created the first admin account"):
-  curl -c var/cookies -d '{"username":"admin","password":"…"}' http://$HTTP_ADDR/api/v1/login
-  curl -b var/cookies http://$HTTP_ADDR/api/v1/devices          # devices and health
-  curl -b var/cookies http://$HTTP_ADDR/api/v1/health/zones     # connection rate per zone
-  curl -b var/cookies http://$HTTP_ADDR/api/v1/alerts           # alerts (a smoke alarm every 2 min)
-  curl -b var/cookies -N http://$HTTP_ADDR/api/v1/events        # live alerts (SSE)
+  curl -s -c var/cookies -d '{"username":"admin","password":"…"}' http://$HTTP_ADDR/api/v1/login
+  curl -s -b var/cookies http://$HTTP_ADDR/api/v1/devices          # devices and health
+  curl -s -b var/cookies http://$HTTP_ADDR/api/v1/health/zones     # connection rate per zone
+  curl -s -b var/cookies http://$HTTP_ADDR/api/v1/alerts           # alerts (a smoke alarm every 2 min)
+  curl -s -b var/cookies -N http://$HTTP_ADDR/api/v1/events        # live alerts (SSE)
   TOKEN=\$(curl -s -b var/cookies -d '{"name":"browser","role":"operator","ttl_hours":12}' http://$HTTP_ADDR/api/v1/tokens | sed 's/.*"token":"\([^"]*\)".*/\1/')
   live camera in a browser: http://$HTTP_ADDR/live/cam-0001?token=\$TOKEN   (cam-0001…cam-0004)
   metrics            : http://$HTTP_ADDR/metrics   ready: http://$HTTP_ADDR/readyz
