@@ -260,11 +260,18 @@ type nearGrid struct {
 	frame
 	limit float64 // planar metres: lists are complete for searches up to this bound
 	start []uint32
-	ent   []int32
+	ent   []nearEnt
+}
+
+// nearEnt is a candidate forest with its bound, kept inline so that pruning
+// the list by distance touches no feature data.
+type nearEnt struct {
+	b box
+	i int32
 }
 
 // at returns the candidates of p's cell; false when p is outside the grid.
-func (g *nearGrid) at(p orb.Point) ([]int32, bool) {
+func (g *nearGrid) at(p orb.Point) ([]nearEnt, bool) {
 	k, ok := g.cell(p)
 	if !ok {
 		return nil, false
@@ -317,7 +324,9 @@ func newNearGrid(l *layer, bound box, limit float64) *nearGrid {
 					return true
 				})
 			slices.Sort(cands)
-			g.ent = append(g.ent, cands...)
+			for _, i := range cands {
+				g.ent = append(g.ent, nearEnt{l.shapes[i].bound, i})
+			}
 			g.start[r*g.nx+c+1] = uint32(len(g.ent))
 		}
 	}

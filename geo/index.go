@@ -141,9 +141,9 @@ func (l *layer) nearest(p orb.Point, kx, ky, planarLimit float64) (int, float64,
 	var at orb.Point
 	var buf [32]distIdx
 	cs := buf[:0]
-	for _, i := range cands {
-		if d := l.shapes[i].bound.dist2(p, kx, ky); d < best {
-			cs = append(cs, distIdx{d, i})
+	for _, c := range cands {
+		if d := c.b.dist2(p, kx, ky); d < best {
+			cs = append(cs, distIdx{d, c.i})
 		}
 	}
 	sortDistIdx(cs)

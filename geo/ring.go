@@ -262,14 +262,6 @@ func (r *ring) nearest(p orb.Point, kx, ky float64, best *float64, at *orb.Point
 		r.nearestEdges(p, kx, ky, 0, ne, best, at)
 		return
 	}
-	// Seed the bound with the edges straight above and below p (its slab):
-	// usually the nearest or close to it, so most groups are pruned unseen.
-	if p[0] >= r.bound.minX && p[0] <= r.bound.maxX {
-		k := r.slabOf(p[0], len(r.slabStart)-1)
-		for _, i := range r.slabEdges[r.slabStart[k]:r.slabStart[k+1]] {
-			r.nearestEdges(p, kx, ky, int(i), int(i)+1, best, at)
-		}
-	}
 	// best-first over groups, then over the chunks of each group, so the
 	// bound tightens after a handful of edges and the rest is pruned.
 	var gbuf [32]distIdx
@@ -279,26 +271,45 @@ func (r *ring) nearest(p orb.Point, kx, ky float64, best *float64, at *orb.Point
 			gs = append(gs, distIdx{d, int32(g)})
 		}
 	}
-	sortDistIdx(gs)
-	for _, g := range gs {
-		if g.d >= *best {
-			break
+	// Process in increasing box distance (ties in index order) by picking the
+	// next minimum: usually one or two groups and a few chunks are visited
+	// before the bound prunes the rest, so sorting whole lists would cost more.
+	for {
+		k := minDistIdx(gs)
+		if k < 0 || gs[k].d >= *best {
+			return
 		}
+		g := int(gs[k].i)
+		gs[k].d = math.Inf(1)
 		var cbuf [groupSize]distIdx
 		cs := cbuf[:0]
-		for c := int(g.i) * groupSize; c < min(int(g.i+1)*groupSize, len(r.chunks)); c++ {
+		for c := g * groupSize; c < min((g+1)*groupSize, len(r.chunks)); c++ {
 			if d := r.chunks[c].dist2(p, kx, ky); d < *best {
 				cs = append(cs, distIdx{d, int32(c)})
 			}
 		}
-		sortDistIdx(cs)
-		for _, c := range cs {
-			if c.d >= *best {
+		for {
+			j := minDistIdx(cs)
+			if j < 0 || cs[j].d >= *best {
 				break
 			}
-			r.nearestEdges(p, kx, ky, int(c.i)*chunkSize, min(int(c.i+1)*chunkSize, ne), best, at)
+			c := int(cs[j].i)
+			cs[j].d = math.Inf(1)
+			r.nearestEdges(p, kx, ky, c*chunkSize, min((c+1)*chunkSize, ne), best, at)
 		}
 	}
+}
+
+// minDistIdx returns the index of the smallest distance (the first of equal
+// ones), or -1 when a is empty or exhausted (all +Inf).
+func minDistIdx(a []distIdx) int {
+	k, m := -1, math.Inf(1)
+	for i := range a {
+		if a[i].d < m {
+			k, m = i, a[i].d
+		}
+	}
+	return k
 }
 
 // distIdx is a candidate (group or chunk) with its box distance.
@@ -317,15 +328,36 @@ func sortDistIdx(a []distIdx) {
 }
 
 func (r *ring) nearestEdges(p orb.Point, kx, ky float64, from, to int, best *float64, at *orb.Point) {
-	for i := from; i < to; i++ {
-		a, b := r.pts[i], r.pts[i+1]
-		// work in metres relative to p
-		ax, ay := (a[0]-p[0])*kx, (a[1]-p[1])*ky
-		bx, by := (b[0]-p[0])*kx, (b[1]-p[1])*ky
+	pts := r.pts[from : to+1]
+	// work in metres relative to p; each vertex is scaled once
+	bx, by := (pts[0][0]-p[0])*kx, (pts[0][1]-p[1])*ky
+	for i := 1; i < len(pts); i++ {
+		ax, ay := bx, by
+		bx, by = (pts[i][0]-p[0])*kx, (pts[i][1]-p[1])*ky
 		dx, dy := bx-ax, by-ay
+		l := dx*dx + dy*dy
+		// Cheap filter, without a division: the squared distance to the
+		// segment is |a|² before it, |b|² past it, cross²/l alongside; an edge
+		// that cannot beat *best (with slack for rounding) is skipped.
+		dot := -(ax*dx + ay*dy)
+		lim := *best * (1 + 1e-9)
+		switch {
+		case dot <= 0 || l == 0:
+			if ax*ax+ay*ay > lim {
+				continue
+			}
+		case dot >= l:
+			if bx*bx+by*by > lim {
+				continue
+			}
+		default:
+			if cr := ax*dy - ay*dx; cr*cr > lim*l {
+				continue
+			}
+		}
 		t := 0.0
-		if l := dx*dx + dy*dy; l > 0 {
-			t = -(ax*dx + ay*dy) / l
+		if l > 0 {
+			t = dot / l
 			if t < 0 {
 				t = 0
 			} else if t > 1 {
@@ -334,6 +366,7 @@ func (r *ring) nearestEdges(p orb.Point, kx, ky float64, from, to int, best *flo
 		}
 		cx, cy := ax+t*dx, ay+t*dy
 		if d := cx*cx + cy*cy; d < *best {
+			a, b := pts[i-1], pts[i]
 			*best = d
 			*at = orb.Point{a[0] + t*(b[0]-a[0]), a[1] + t*(b[1]-a[1])}
 		}
