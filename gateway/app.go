@@ -63,6 +63,9 @@ type App struct {
 	// --- security ---
 	sec *security // users, tokens, audit, MQTT device auth (security.go)
 
+	reqCtx       context.Context // parent of every HTTP request; cancelled at shutdown
+	stopRequests context.CancelFunc
+
 	apiAddr, opsAddr net.Addr // bound addresses, known after Run starts listening
 	started          chan struct{}
 	closers          []func() error
@@ -282,6 +285,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
+	a.stopRequests() // ends long-lived requests (SSE streams), which Shutdown would wait for
 	for _, s := range servers {
 		_ = s.Shutdown(shutCtx)
 	}
@@ -291,12 +295,16 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) listen(addr string, h http.Handler, cert, key string, bound *net.Addr) (*http.Server, error) {
+	if a.reqCtx == nil {
+		a.reqCtx, a.stopRequests = context.WithCancel(context.Background())
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
 	*bound = l.Addr()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return a.reqCtx }}
 	go func() {
 		var err error
 		if cert != "" {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -165,11 +166,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// dialBuffered opens the broker connection with a read buffer in front of it.
+// dialBuffered opens the broker connection with buffering on both sides.
 // paho reads each packet with several tiny reads (fixed header byte, each
-// remaining-length byte, then the body): unbuffered, a backlog drain spends a
-// third of its CPU in read syscalls. Writes stay unbuffered, so an ack leaves
-// at once. WebSocket and unix URLs fall back to paho's own dialer.
+// remaining-length byte, then the body) and writes every PUBACK with its own
+// write: unbuffered, a backlog drain spends most of its CPU in syscalls. Reads go
+// through a bufio.Reader; writes are coalesced by a flusher goroutine that sends
+// whatever accumulated since its last write (an ack waits at most one goroutine
+// hand-off, never a timer). WebSocket URLs keep paho's own dialer.
 func dialBuffered(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	var conn net.Conn
@@ -185,16 +188,107 @@ func dialBuffered(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}, nil
+	return newBufferedConn(conn), nil
 }
 
-// bufferedConn is a net.Conn whose reads go through a bufio.Reader.
+// maxPendingWrite bounds the write buffer: past it, Write waits for the flusher
+// (backpressure to paho instead of unbounded memory).
+const maxPendingWrite = 256 << 10
+
+// bufferedConn is a net.Conn with a read buffer and a coalescing writer.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
+
+	mu      sync.Mutex
+	space   *sync.Cond // signalled when pending shrinks or the conn fails
+	pending []byte
+	err     error // first write error; sticky
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newBufferedConn(c net.Conn) *bufferedConn {
+	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	b.space = sync.NewCond(&b.mu)
+	go b.flusher()
+	return b
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Write queues p for the flusher and returns; a failed earlier flush is reported here.
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	for c.err == nil && len(c.pending) >= maxPendingWrite {
+		c.space.Wait()
+	}
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.pending = append(c.pending, p...)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (c *bufferedConn) flusher() {
+	defer close(c.done)
+	var out []byte
+	for {
+		select {
+		case <-c.kick:
+		case <-c.stop:
+			c.flush(&out)
+			return
+		}
+		c.flush(&out)
+	}
+}
+
+// flush writes everything pending in one syscall (buffers swap, so Write never
+// waits on the network while a flush is in progress).
+func (c *bufferedConn) flush(out *[]byte) {
+	c.mu.Lock()
+	*out, c.pending = c.pending, (*out)[:0]
+	c.space.Broadcast()
+	failed := c.err != nil
+	c.mu.Unlock()
+	if len(*out) == 0 || failed {
+		return
+	}
+	if _, err := c.Conn.Write(*out); err != nil {
+		c.mu.Lock()
+		c.err = err
+		c.space.Broadcast()
+		c.mu.Unlock()
+		_ = c.Conn.Close() // the reader fails too, and paho reconnects
+	}
+}
+
+// Close flushes what is pending (up to a second) and closes the connection.
+func (c *bufferedConn) Close() error {
+	c.once.Do(func() { close(c.stop) })
+	select {
+	case <-c.done:
+	case <-time.After(time.Second):
+	}
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.space.Broadcast()
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
 
 // work drains the queue in batches: one pipeline call (one spool write) per
 // batch, then acks in order.
