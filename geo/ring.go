@@ -77,8 +77,8 @@ type ring struct {
 	slabStart []int32 // slab k holds slabEdges[slabStart[k]:slabStart[k+1]]
 	slabEdges []int32 // edge i joins pts[i] and pts[i+1]
 
-	chunks []box // chunk c covers edges [c*chunkSize, (c+1)*chunkSize)
-	groups []box // group g covers chunks [g*groupSize, (g+1)*groupSize)
+	chunks []box32 // chunk c covers edges [c*chunkSize, (c+1)*chunkSize)
+	groups []box32 // group g covers chunks [g*groupSize, (g+1)*groupSize)
 }
 
 func newRing(pts []orb.Point) ring {
@@ -120,27 +120,69 @@ func newRing(pts []orb.Point) ring {
 		}
 	}
 	nc := (ne + chunkSize - 1) / chunkSize
-	r.chunks = make([]box, nc)
-	for c := range r.chunks {
+	chunks := make([]box, nc)
+	for c := range chunks {
 		b := emptyBox()
 		end := min((c+1)*chunkSize, ne)
 		for i := c * chunkSize; i <= end; i++ {
 			b.extend(pts[i])
 		}
-		r.chunks[c] = b
+		chunks[c] = b
 	}
 	ng := (nc + groupSize - 1) / groupSize
-	r.groups = make([]box, ng)
+	r.groups = make([]box32, ng)
 	for g := range r.groups {
 		b := emptyBox()
 		for c := g * groupSize; c < min((g+1)*groupSize, nc); c++ {
-			cb := r.chunks[c]
+			cb := chunks[c]
 			b.extend(orb.Point{cb.minX, cb.minY})
 			b.extend(orb.Point{cb.maxX, cb.maxY})
 		}
-		r.groups[g] = b
+		r.groups[g] = r.local(b)
+	}
+	r.chunks = make([]box32, nc)
+	for c, b := range chunks {
+		r.chunks[c] = r.local(b)
 	}
 	return r
+}
+
+// box32 is a chunk or group bound as float32 offsets from the ring bound's
+// lower corner, rounded outwards: half the bytes of a box (the nearest search
+// is bound by memory traffic), and still never smaller than the true bound,
+// so pruning with it cannot drop an edge.
+type box32 struct{ minX, minY, maxX, maxY float32 }
+
+// local converts a box inside the ring's bound to a box32. One extra float32
+// step outwards also covers the rounding of the float64 offset.
+func (r *ring) local(b box) box32 {
+	down := func(v float64) float32 { return math.Nextafter32(float32(v), float32(math.Inf(-1))) }
+	up := func(v float64) float32 { return math.Nextafter32(float32(v), float32(math.Inf(1))) }
+	ox, oy := r.bound.minX, r.bound.minY
+	return box32{down(b.minX - ox), down(b.minY - oy), up(b.maxX - ox), up(b.maxY - oy)}
+}
+
+// dist2 is the squared scaled distance (m²) from the ring-local point (qx, qy) to the box.
+func (b *box32) dist2(qx, qy, kx, ky float64) float64 {
+	var dx, dy float64
+	if x := float64(b.minX); qx < x {
+		dx = x - qx
+	} else if x := float64(b.maxX); qx > x {
+		dx = qx - x
+	}
+	if y := float64(b.minY); qy < y {
+		dy = y - qy
+	} else if y := float64(b.maxY); qy > y {
+		dy = qy - y
+	}
+	dx *= kx
+	dy *= ky
+	return dx*dx + dy*dy
+}
+
+// intersects reports whether the box meets o (a ring-local box).
+func (b *box32) intersects(o box) bool {
+	return float64(b.minX) <= o.maxX && o.minX <= float64(b.maxX) && float64(b.minY) <= o.maxY && o.minY <= float64(b.maxY)
 }
 
 func (r *ring) edgeSlabs(i, nslab int) (lo, hi int) {
@@ -266,8 +308,9 @@ func (r *ring) nearest(p orb.Point, kx, ky float64, best *float64, at *orb.Point
 	// bound tightens after a handful of edges and the rest is pruned.
 	var gbuf [32]distIdx
 	gs := gbuf[:0]
-	for g, gb := range r.groups {
-		if d := gb.dist2(p, kx, ky); d < *best {
+	qx, qy := p[0]-r.bound.minX, p[1]-r.bound.minY
+	for g := range r.groups {
+		if d := r.groups[g].dist2(qx, qy, kx, ky); d < *best {
 			gs = append(gs, distIdx{d, int32(g)})
 		}
 	}
@@ -284,7 +327,7 @@ func (r *ring) nearest(p orb.Point, kx, ky float64, best *float64, at *orb.Point
 		var cbuf [groupSize]distIdx
 		cs := cbuf[:0]
 		for c := g * groupSize; c < min((g+1)*groupSize, len(r.chunks)); c++ {
-			if d := r.chunks[c].dist2(p, kx, ky); d < *best {
+			if d := r.chunks[c].dist2(qx, qy, kx, ky); d < *best {
 				cs = append(cs, distIdx{d, int32(c)})
 			}
 		}
@@ -384,12 +427,16 @@ func (r *ring) firstCrossing(a, b orb.Point, sb box) float64 {
 	if r.chunks == nil {
 		return r.crossEdges(a, b, 0, ne, best)
 	}
-	for g, gb := range r.groups {
-		if !gb.intersects(sb) {
+	// the segment's bound in ring-local offsets, widened by far more than
+	// the rounding of the subtraction
+	const eps = 1e-12
+	lb := box{sb.minX - r.bound.minX - eps, sb.minY - r.bound.minY - eps, sb.maxX - r.bound.minX + eps, sb.maxY - r.bound.minY + eps}
+	for g := range r.groups {
+		if !r.groups[g].intersects(lb) {
 			continue
 		}
 		for c := g * groupSize; c < min((g+1)*groupSize, len(r.chunks)); c++ {
-			if r.chunks[c].intersects(sb) {
+			if r.chunks[c].intersects(lb) {
 				best = r.crossEdges(a, b, c*chunkSize, min((c+1)*chunkSize, ne), best)
 			}
 		}
