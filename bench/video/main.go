@@ -173,6 +173,8 @@ func runRelay(ns string, dur, warm time.Duration, bitrate, niceness int, muxPort
 	}
 	fmt.Printf("load average at end: %s\n", loadavg())
 	fmt.Println("gw_cpu% = relay process CPU (user+sys) over the window, 100% = one core; includes the synthetic camera.")
+	fmt.Println("connected = viewers that received media; loss is over those. A missing viewer is almost always pion's viewer-side")
+	fmt.Println("  race (RTP before its receiver started: \"Incoming unhandled RTP ssrc\" on stderr), not relay loss.")
 	fmt.Println("relay_pXX = arrival at the relay to send to one viewer (histogram bucket interpolation).")
 	return nil
 }
@@ -303,6 +305,7 @@ func source(ctx context.Context, addr string, bitrate int) {
 // viewerStats is one viewer's window: received packets, the extended sequence range
 // seen, and latency samples.
 type viewerStats struct {
+	got       atomic.Bool // received media at all (OnTrack fired); see the note in runRelay
 	mu        sync.Mutex
 	recv      int64
 	first     int64
@@ -383,14 +386,23 @@ func runViewers(n int, whep string, warm, dur time.Duration) error {
 
 	r := result{Viewers: n, Connected: int(receiving.Load())}
 	var all []float64
+	receivers := 0
 	for _, s := range stats {
+		if s.got.Load() {
+			receivers++
+		}
+	}
+	for _, s := range stats {
+		if !s.got.Load() {
+			continue // never got media: in the connected column, not in the loss columns
+		}
 		s.mu.Lock()
 		expected := s.last - s.first + 1
 		loss := 1.0
 		if s.started && expected > 0 {
 			loss = max(0, 1-float64(s.recv)/float64(expected))
 		}
-		r.LossMean += loss / float64(n)
+		r.LossMean += loss / float64(receivers)
 		r.LossMax = max(r.LossMax, loss)
 		if loss > 0.01 {
 			r.LossOver1++
@@ -434,6 +446,7 @@ func dial(ctx context.Context, api *webrtc.API, whep string, s *viewerStats, mea
 			}
 			if !counted {
 				counted = true
+				s.got.Store(true)
 				receiving.Add(1)
 			}
 			if measuring.Load() {
