@@ -144,8 +144,9 @@ func (g *cellGrid) at(p orb.Point) []uint32 {
 	return g.ent[g.start[k]:g.start[k+1]]
 }
 
-// newCellGrid builds the containment grid over shapes (all polygons).
-func newCellGrid(shapes []shape, bound box) *cellGrid {
+// newCellGrid builds the containment grid over shapes (all polygons), with
+// about `cells` cells (≤ 0: sized from the layer, see the constants).
+func newCellGrid(shapes []shape, bound box, cells int) *cellGrid {
 	verts := 0
 	var area float64 // sum of feature bound areas, in layer-bound units
 	lw, lh := bound.maxX-bound.minX, bound.maxY-bound.minY
@@ -161,10 +162,12 @@ func newCellGrid(shapes []shape, bound box) *cellGrid {
 			area += (sb.maxX - sb.minX) * (sb.maxY - sb.minY) / (lw * lh)
 		}
 	}
-	cells := max(verts/gridVertsPerCell, len(shapes)*gridCellsPerFeature)
-	cells = min(cells, gridMaxCells)
-	if area > 0 && float64(cells)*area > gridMaxEntries {
-		cells = max(int(gridMaxEntries/area), 1)
+	if cells <= 0 {
+		cells = max(verts/gridVertsPerCell, len(shapes)*gridCellsPerFeature)
+		cells = min(cells, gridMaxCells)
+		if area > 0 && float64(cells)*area > gridMaxEntries {
+			cells = max(int(gridMaxEntries/area), 1)
+		}
 	}
 	kx, ky := metresPerDegree((bound.minY + bound.maxY) / 2)
 	g := &cellGrid{frame: newFrame(bound, cells, math.Max(kx, 1e-3), ky)}

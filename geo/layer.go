@@ -527,7 +527,7 @@ func (l *layer) buildIndex(searchRadiusM float64) {
 		return
 	}
 	if !discs {
-		l.grid = newCellGrid(l.shapes, all)
+		l.grid = newCellGrid(l.shapes, all, 0)
 	}
 	if l.name == LayerForests && searchRadiusM > 0 {
 		l.near = newNearGrid(l, all, planarLimit(searchRadiusM))
