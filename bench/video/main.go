@@ -152,10 +152,11 @@ func runRelay(ns string, dur, warm time.Duration, bitrate, niceness int, muxPort
 	fmt.Printf("bench-video: 1 camera, %.1f Mbps, 30 fps, %s per row, %d cores (GOMAXPROCS %d), viewers in a separate process at nice %d, %s\n",
 		float64(bitrate)/1e6, dur, ncpu(), runtime.GOMAXPROCS(0), niceness, ice)
 	fmt.Printf("load average at start: %s\n", loadavg())
-	fmt.Printf("%6s %9s %9s %9s %9s %10s %10s %11s %11s %8s\n",
-		"N", "connected", "gw_cpu%", "loss_avg%", "loss_max%", ">1%loss", "e2e_p50ms", "e2e_p99ms", "relay_p50ms", "relay_p99")
+	fmt.Printf("%6s %9s %9s %9s %9s %10s %10s %11s %11s %8s %11s\n",
+		"N", "connected", "gw_cpu%", "loss_avg%", "loss_max%", ">1%loss", "e2e_p50ms", "e2e_p99ms", "relay_p50ms", "relay_p99", "relay_drops")
 	var base float64
 	for i, n := range counts {
+		st0, _ := m.StreamStats(camera)
 		r, cpu, rp50, rp99, err := measure(m, reg, fmt.Sprintf("http://%s/api/v1/streams/%s/whep", ln.Addr(), camera), n, warm, dur, niceness)
 		if err != nil {
 			return fmt.Errorf("N=%d: %w", n, err)
@@ -167,14 +168,17 @@ func runRelay(ns string, dur, warm time.Duration, bitrate, niceness int, muxPort
 		if base > 0 {
 			ratio = fmt.Sprintf("%.1fx", r.E2EP99ms/base)
 		}
-		fmt.Printf("%6d %9d %9.1f %9.3f %9.3f %10d %10.2f %11.2f %11.3f %8.3f   (e2e p99 vs N=%d: %s)\n",
-			n, r.Connected, cpu, r.LossMean*100, r.LossMax*100, r.LossOver1, r.E2EP50ms, r.E2EP99ms, rp50, rp99, counts[0], ratio)
+		st1, _ := m.StreamStats(camera)
+		fmt.Printf("%6d %9d %9.1f %9.3f %9.3f %10d %10.2f %11.2f %11.3f %8.3f %11d   (e2e p99 vs N=%d: %s)\n",
+			n, r.Connected, cpu, r.LossMean*100, r.LossMax*100, r.LossOver1, r.E2EP50ms, r.E2EP99ms, rp50, rp99, st1.Drops-st0.Drops, counts[0], ratio)
 		time.Sleep(time.Second) // let the relay reap the sessions
 	}
 	fmt.Printf("load average at end: %s\n", loadavg())
 	fmt.Println("gw_cpu% = relay process CPU (user+sys) over the window, 100% = one core; includes the synthetic camera.")
 	fmt.Println("connected = viewers that received media; loss is over those. A missing viewer is almost always pion's viewer-side")
 	fmt.Println("  race (RTP before its receiver started: \"Incoming unhandled RTP ssrc\" on stderr), not relay loss.")
+	fmt.Println("relay_drops = packets the relay dropped from full per-viewer queues during the row (the rest of any loss is")
+	fmt.Println("  the kernel dropping at a socket buffer: the relay's ingest or a starved viewer process).")
 	fmt.Println("relay_pXX = arrival at the relay to send to one viewer (histogram bucket interpolation).")
 	return nil
 }
