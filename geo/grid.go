@@ -131,22 +131,49 @@ func clampInt(v, lo, hi int) int {
 // cellGrid is the containment grid of a polygon layer (see the top of the file).
 type cellGrid struct {
 	frame
-	start []uint32 // cell k lists ent[start[k]:start[k+1]]
-	ent   []uint32 // feature index, | coveredBit when the cell is inside it
+	// cell[k] is 0 (no feature), a single entry | inlineBit, or 1 + the
+	// offset in ent of a count followed by that many entries. An entry is a
+	// feature index, | coveredBit when the whole cell is inside the feature.
+	// Most cells hold at most one feature, so most queries read one word.
+	cell []uint32
+	ent  []uint32
 }
 
-// at returns the entries of p's cell (nil outside the layer's bounds).
-func (g *cellGrid) at(p orb.Point) []uint32 {
-	k, ok := g.cell(p)
+const (
+	inlineBit  = 1 << 30
+	entryLimit = inlineBit // feature indexes and ent offsets stay below this
+)
+
+// at returns p's cell entries: one (with inlineBit set, 0 if none) or many.
+func (g *cellGrid) at(p orb.Point) (one uint32, many []uint32) {
+	k, ok := g.frame.cell(p)
 	if !ok {
-		return nil
+		return 0, nil
 	}
-	return g.ent[g.start[k]:g.start[k+1]]
+	w := g.cell[k]
+	if w == 0 || w&inlineBit != 0 {
+		return w, nil
+	}
+	n := g.ent[w-1]
+	return 0, g.ent[w : w+n]
+}
+
+// entries appends the entries of p's cell to dst (for tests).
+func (g *cellGrid) entries(dst []uint32, p orb.Point) []uint32 {
+	one, many := g.at(p)
+	if one != 0 {
+		return append(dst, one&^inlineBit)
+	}
+	return append(dst, many...)
 }
 
 // newCellGrid builds the containment grid over shapes (all polygons), with
-// about `cells` cells (≤ 0: sized from the layer, see the constants).
+// about `cells` cells (≤ 0: sized from the layer, see the constants); nil when
+// the layer is too large to encode.
 func newCellGrid(shapes []shape, bound box, cells int) *cellGrid {
+	if len(shapes) >= entryLimit {
+		return nil
+	}
 	verts := 0
 	var area float64 // sum of feature bound areas, in layer-bound units
 	lw, lh := bound.maxX-bound.minX, bound.maxY-bound.minY
@@ -214,18 +241,33 @@ func newCellGrid(shapes []shape, bound box, cells int) *cellGrid {
 		}
 	}
 	// counting sort by cell, stable: each cell's entries stay in index order
-	g.start = make([]uint32, g.nx*g.ny+1)
+	start := make([]uint32, g.nx*g.ny+1)
 	for _, ce := range all {
-		g.start[ce.cell+1]++
+		start[ce.cell+1]++
 	}
-	for k := 1; k < len(g.start); k++ {
-		g.start[k] += g.start[k-1]
+	for k := 1; k < len(start); k++ {
+		start[k] += start[k-1]
 	}
-	g.ent = make([]uint32, len(all))
-	fill := slices.Clone(g.start[:len(g.start)-1])
+	sorted := make([]uint32, len(all))
+	fill := slices.Clone(start[:len(start)-1])
 	for _, ce := range all {
-		g.ent[fill[ce.cell]] = ce.ent
+		sorted[fill[ce.cell]] = ce.ent
 		fill[ce.cell]++
+	}
+	g.cell = make([]uint32, g.nx*g.ny)
+	for k := range g.cell {
+		switch list := sorted[start[k]:start[k+1]]; len(list) {
+		case 0:
+		case 1:
+			g.cell[k] = list[0] | inlineBit
+		default:
+			if len(g.ent)+1+len(list) >= entryLimit {
+				return nil
+			}
+			g.cell[k] = uint32(len(g.ent)) + 1
+			g.ent = append(g.ent, uint32(len(list)))
+			g.ent = append(g.ent, list...)
+		}
 	}
 	return g
 }

@@ -35,7 +35,16 @@ func TestCellGridExact(t *testing.T) {
 		t.Run(fmt.Sprintf("cells=%d", cells), func(t *testing.T) {
 			g := newCellGrid(l.shapes, all, cells)
 			covered, edge := 0, 0
-			for _, e := range g.ent {
+			var ents []uint32
+			for _, w := range g.cell {
+				switch {
+				case w&inlineBit != 0:
+					ents = append(ents, w&^inlineBit)
+				case w != 0:
+					ents = append(ents, g.ent[w:w+g.ent[w-1]]...)
+				}
+			}
+			for _, e := range ents {
 				if e&coveredBit != 0 {
 					covered++
 				} else {
@@ -65,7 +74,7 @@ func TestCellGridExact(t *testing.T) {
 					}
 				}
 				var got, want []int32
-				for _, e := range g.at(p) {
+				for _, e := range g.entries(nil, p) {
 					i := int32(e &^ coveredBit)
 					if e&coveredBit != 0 || l.shapes[i].contains(p) {
 						got = append(got, i)

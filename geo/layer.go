@@ -540,9 +540,15 @@ func (l *layer) containing(dst []int32, p orb.Point) []int32 {
 		return dst
 	}
 	if l.grid != nil {
-		for _, e := range l.grid.at(p) {
-			i := int32(e &^ coveredBit)
-			if e&coveredBit != 0 || l.shapes[i].contains(p) {
+		one, many := l.grid.at(p)
+		if one != 0 {
+			if i := int32(one &^ (inlineBit | coveredBit)); one&coveredBit != 0 || l.shapes[i].contains(p) {
+				dst = append(dst, i)
+			}
+			return dst
+		}
+		for _, e := range many {
+			if i := int32(e &^ coveredBit); e&coveredBit != 0 || l.shapes[i].contains(p) {
 				dst = append(dst, i)
 			}
 		}
