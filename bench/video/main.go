@@ -70,7 +70,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the relay process (all rows) to this file")
 	traceFile := flag.String("trace", "", "write a runtime/trace of the relay process (all rows) to this file")
 	muxPort := flag.Bool("mux", true, "serve every viewer on one ICE UDP mux port (the deployment setting for a firewall; lets the relay batch sends)")
-	niceness := flag.Int("viewer-nice", 10, "run the viewer process at this nice level so the relay (what is measured) gets the CPU it needs; 0 = same priority")
+	niceness := flag.Int("viewer-nice", 0, "run the viewer process at this nice level (e.g. 10) to favour the relay; measured here: under other load a niced viewer process starves and its sockets drop packets, so the default is 0")
 	flag.Parse()
 	if *viewers > 0 {
 		if err := runViewers(*viewers, *whep, *warm, *dur); err != nil {
