@@ -72,10 +72,12 @@ type ring struct {
 	pts   []orb.Point
 	bound box
 
-	// slab index (nil for small rings)
-	slabInv   float64 // slabs per degree of longitude
-	slabStart []int32 // slab k holds slabEdges[slabStart[k]:slabStart[k+1]]
-	slabEdges []int32 // edge i joins pts[i] and pts[i+1]
+	// Slab index (nil for small rings), one allocation: for nslab slabs,
+	// slab[0:nslab+1] are offsets into slab itself, and slab k lists the
+	// edges slab[slab[k]:slab[k+1]] (edge i joins pts[i] and pts[i+1]).
+	// Fields are ordered so that both searches read two cache lines of it.
+	slabInv float64 // slabs per degree of longitude
+	slab    []int32
 
 	chunks []box32 // chunk c covers edges [c*chunkSize, (c+1)*chunkSize)
 	groups []box32 // group g covers chunks [g*groupSize, (g+1)*groupSize)
@@ -97,25 +99,26 @@ func newRing(pts []orb.Point) ring {
 	} else {
 		nslab = 1
 	}
-	r.slabStart = make([]int32, nslab+1)
 	// count, prefix-sum, fill: slabOf is monotonic, so an edge with
 	// minX <= x <= maxX is always listed in slabOf(x).
+	start := make([]int32, nslab+1)
 	for i := 0; i < ne; i++ {
 		lo, hi := r.edgeSlabs(i, nslab)
 		for k := lo; k <= hi; k++ {
-			r.slabStart[k+1]++
+			start[k+1]++
 		}
 	}
+	start[0] = int32(nslab + 1)
 	for k := 1; k <= nslab; k++ {
-		r.slabStart[k] += r.slabStart[k-1]
+		start[k] += start[k-1]
 	}
-	r.slabEdges = make([]int32, r.slabStart[nslab])
-	fill := make([]int32, nslab)
-	copy(fill, r.slabStart[:nslab])
+	r.slab = make([]int32, start[nslab])
+	copy(r.slab, start)
+	fill := start[:nslab]
 	for i := 0; i < ne; i++ {
 		lo, hi := r.edgeSlabs(i, nslab)
 		for k := lo; k <= hi; k++ {
-			r.slabEdges[fill[k]] = int32(i)
+			r.slab[fill[k]] = int32(i)
 			fill[k]++
 		}
 	}
@@ -210,7 +213,7 @@ func (r *ring) contains(p orb.Point) (in, on bool) {
 		return false, false
 	}
 	c := false
-	if r.slabStart == nil {
+	if r.slab == nil {
 		for i := 0; i+1 < len(r.pts); i++ {
 			x, o := edgeTest(p, r.pts[i], r.pts[i+1])
 			if o {
@@ -222,8 +225,8 @@ func (r *ring) contains(p orb.Point) (in, on bool) {
 		}
 		return c, false
 	}
-	k := r.slabOf(p[0], len(r.slabStart)-1)
-	for _, i := range r.slabEdges[r.slabStart[k]:r.slabStart[k+1]] {
+	k := r.slabOf(p[0], int(r.slab[0])-1)
+	for _, i := range r.slab[r.slab[k]:r.slab[k+1]] {
 		x, o := edgeTest(p, r.pts[i], r.pts[i+1])
 		if o {
 			return true, true
