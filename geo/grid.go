@@ -308,10 +308,12 @@ type nearGrid struct {
 	ent   []nearEnt
 }
 
-// nearEnt is a candidate forest with its bound, kept inline so that pruning
-// the list by distance touches no feature data.
+// nearEnt is a candidate ring (outer or hole) of forest i, with the ring's
+// bound kept inline so that pruning the list by distance touches no feature
+// data, and the ring itself so that the search goes straight to its edges.
 type nearEnt struct {
 	b box
+	r *ring
 	i int32
 }
 
@@ -370,12 +372,29 @@ func newNearGrid(l *layer, bound box, limit float64) *nearGrid {
 				})
 			slices.Sort(cands)
 			for _, i := range cands {
-				g.ent = append(g.ent, nearEnt{l.shapes[i].bound, i})
+				// the nearest boundary point is on a ring whose bound is
+				// within the same distance: the argument holds per ring
+				for k := range l.shapes[i].polys {
+					pg := &l.shapes[i].polys[k]
+					for _, r := range append([]*ring{&pg.outer}, ringPtrs(pg.holes)...) {
+						if boxGap2(cb, r.bound, kxLo, kyLo) <= cut*cut {
+							g.ent = append(g.ent, nearEnt{r.bound, r, i})
+						}
+					}
+				}
 			}
 			g.start[r*g.nx+c+1] = uint32(len(g.ent))
 		}
 	}
 	return g
+}
+
+func ringPtrs(rs []ring) []*ring {
+	out := make([]*ring, len(rs))
+	for i := range rs {
+		out[i] = &rs[i]
+	}
+	return out
 }
 
 // scaleRange returns the smallest and largest metres per degree of longitude

@@ -141,9 +141,9 @@ func (l *layer) nearest(p orb.Point, kx, ky, planarLimit float64) (int, float64,
 	var at orb.Point
 	var buf [32]distIdx
 	cs := buf[:0]
-	for _, c := range cands {
-		if d := c.b.dist2(p, kx, ky); d < best {
-			cs = append(cs, distIdx{d, c.i})
+	for k := range cands {
+		if d := cands[k].b.dist2(p, kx, ky); d < best {
+			cs = append(cs, distIdx{d, int32(k)})
 		}
 	}
 	sortDistIdx(cs)
@@ -152,9 +152,10 @@ func (l *layer) nearest(p orb.Point, kx, ky, planarLimit float64) (int, float64,
 			break
 		}
 		before := best
-		l.shapes[c.i].nearest(p, kx, ky, &best, &at)
+		e := &cands[c.i]
+		e.r.nearest(p, kx, ky, &best, &at)
 		if best < before {
-			bestI = int(c.i)
+			bestI = int(e.i)
 		}
 	}
 	return bestI, best, at

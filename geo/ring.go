@@ -133,7 +133,8 @@ func newRing(pts []orb.Point) ring {
 		chunks[c] = b
 	}
 	ng := (nc + groupSize - 1) / groupSize
-	r.groups = make([]box32, ng)
+	both := make([]box32, ng+nc) // one allocation: groups, then chunks
+	r.groups = both[:ng:ng]
 	for g := range r.groups {
 		b := emptyBox()
 		for c := g * groupSize; c < min((g+1)*groupSize, nc); c++ {
@@ -143,7 +144,7 @@ func newRing(pts []orb.Point) ring {
 		}
 		r.groups[g] = r.local(b)
 	}
-	r.chunks = make([]box32, nc)
+	r.chunks = both[ng:]
 	for c, b := range chunks {
 		r.chunks[c] = r.local(b)
 	}
