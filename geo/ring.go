@@ -376,48 +376,27 @@ func sortDistIdx(a []distIdx) {
 
 func (r *ring) nearestEdges(p orb.Point, kx, ky float64, from, to int, best *float64, at *orb.Point) {
 	pts := r.pts[from : to+1]
-	// work in metres relative to p; each vertex is scaled once
+	// Work in metres relative to p; each vertex is scaled once. Branch-free
+	// clamping beats filtering edges first: the filter mispredicts.
+	bst := *best
 	bx, by := (pts[0][0]-p[0])*kx, (pts[0][1]-p[1])*ky
 	for i := 1; i < len(pts); i++ {
 		ax, ay := bx, by
 		bx, by = (pts[i][0]-p[0])*kx, (pts[i][1]-p[1])*ky
 		dx, dy := bx-ax, by-ay
 		l := dx*dx + dy*dy
-		// Cheap filter, without a division: the squared distance to the
-		// segment is |a|² before it, |b|² past it, cross²/l alongside; an edge
-		// that cannot beat *best (with slack for rounding) is skipped.
-		dot := -(ax*dx + ay*dy)
-		lim := *best * (1 + 1e-9)
-		switch {
-		case dot <= 0 || l == 0:
-			if ax*ax+ay*ay > lim {
-				continue
-			}
-		case dot >= l:
-			if bx*bx+by*by > lim {
-				continue
-			}
-		default:
-			if cr := ax*dy - ay*dx; cr*cr > lim*l {
-				continue
-			}
-		}
 		t := 0.0
 		if l > 0 {
-			t = dot / l
-			if t < 0 {
-				t = 0
-			} else if t > 1 {
-				t = 1
-			}
+			t = min(max(-(ax*dx+ay*dy)/l, 0), 1)
 		}
 		cx, cy := ax+t*dx, ay+t*dy
-		if d := cx*cx + cy*cy; d < *best {
+		if d := cx*cx + cy*cy; d < bst {
 			a, b := pts[i-1], pts[i]
-			*best = d
+			bst = d
 			*at = orb.Point{a[0] + t*(b[0]-a[0]), a[1] + t*(b[1]-a[1])}
 		}
 	}
+	*best = bst
 }
 
 // firstCrossing returns the smallest parameter t in [0,1] at which segment
