@@ -443,7 +443,11 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			if stored(hp) >= float64(n) {
+			st := stored(hp)
+			if os.Getenv("BENCH_TRACE") != "" {
+				fmt.Printf("    t=%.1fs stored=%.0f\n", time.Since(t0).Seconds(), st)
+			}
+			if st >= float64(n) {
 				ingested <- time.Since(t0)
 				return
 			}
