@@ -119,18 +119,28 @@ func (g *Registry) flush(ctx context.Context, now time.Time) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if err := writeHealth(ctx, g.db, rows, now); err != nil {
-		for i, e := range taken {
-			e.mu.Lock()
-			e.dirty = true
-			e.isNew = e.isNew || rows[i].isNew
-			e.mu.Unlock()
+	// Write in short transactions: SQLite has one writer, and alerts raised
+	// meanwhile must not wait behind thousands of health rows.
+	for start := 0; start < len(rows); start += flushChunk {
+		end := min(start+flushChunk, len(rows))
+		if err := writeHealth(ctx, g.db, rows[start:end], now); err != nil {
+			for i := start; i < len(rows); i++ { // this chunk and the rest stay queued
+				e := taken[i]
+				e.mu.Lock()
+				e.dirty = true
+				e.isNew = e.isNew || rows[i].isNew
+				e.mu.Unlock()
+			}
+			g.m.flushFails.Inc()
+			return err
 		}
-		g.m.flushFails.Inc()
-		return err
 	}
 	return nil
 }
+
+// flushChunk bounds the rows of one health-flush transaction (a few ms of
+// SQLite's write lock on this machine).
+const flushChunk = 200
 
 // Run calls RunDue every cfg.CheckEvery until ctx ends, then flushes once more
 // (with a short fresh context) so a clean shutdown loses no health update.
