@@ -607,3 +607,28 @@ func BenchmarkAdmit(b *testing.B) {
 		})
 	}
 }
+
+// More dirty devices than one flush transaction holds: every chunk is written.
+func TestFlushWritesEveryChunk(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, DefaultConfig())
+	const n = flushChunk*2 + 57
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("sm-%04d", i)
+		mustCreate(t, e.g, id, ingest.ClassSmoke, time.Minute)
+		if err := e.g.Admit(reading(id, ingest.ClassSmoke, t0.Add(time.Duration(i)*time.Millisecond))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.g.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.open(t, DefaultConfig())
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("sm-%04d", i)
+		d, ok := e.g.Get(id)
+		if !ok || !d.LastSeen.Equal(t0.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatalf("%s after reopen: %+v (last seen not flushed)", id, d)
+		}
+	}
+}
