@@ -20,9 +20,10 @@ import (
 //     one answer for all its points, so only cells a boundary crosses need the
 //     exact ring test; features that cannot contain any point of the cell are
 //     not listed at all.
-//   - nearGrid (nearest forest): each coarser cell lists the forests that can
-//     be the nearest one (within the search radius) for some point of the
-//     cell, so the branch-and-bound over edges starts from a short list.
+//   - nearGrid (nearest forest): each coarser cell lists the forest rings
+//     that can hold the nearest boundary point (within the search radius) for
+//     some point of the cell, so the branch-and-bound over edges starts from a
+//     short list.
 //
 // Exactness. The ring test (edgeTest) is orb's rule, and its answers near an
 // edge depend on rounding; a grid must never change them. A cell is called
@@ -332,8 +333,8 @@ func (g *nearGrid) at(p orb.Point) ([]nearEnt, bool) {
 // For a cell with centre c, let d be the distance from c to the nearest
 // boundary. Every point p of the cell has a boundary point within
 // U = d·ρ + half the cell diagonal (ρ bounds how much the local scale varies
-// over the grid), so only forests whose bound is within min(U, limit) of the
-// cell can be p's nearest within the limit. Distances to bounds are taken at
+// over the grid), so only rings whose bound is within min(U, limit) of the
+// cell can hold p's nearest boundary point within the limit. Distances to bounds are taken at
 // the smallest scale on the grid and U at the largest, so the lists are
 // supersets of what any point of the cell needs.
 func newNearGrid(l *layer, bound box, limit float64) *nearGrid {
