@@ -28,21 +28,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lookoutfire/lookout/bench/internal/benchproc"
 )
 
 type options struct {
@@ -80,79 +79,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-alert:", err)
 		os.Exit(1)
 	}
-}
-
-// ---- child processes (same pattern as bench/ingest) ----
-
-type proc struct {
-	cmd *exec.Cmd
-	log *os.File
-}
-
-func start(dir, logName, bin string, env []string, args ...string) (*proc, error) {
-	f, err := os.Create(filepath.Join(dir, logName))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	return &proc{cmd: cmd, log: f}, nil
-}
-
-func (p *proc) stop() {
-	if p == nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-	p.log.Close()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitHTTP(u string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within %s", u, d)
-}
-
-func waitTCP(addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listens on %s", addr)
 }
 
 // ---- metrics ----
@@ -561,15 +487,15 @@ func run(o options) error {
 	if !o.keep {
 		defer os.RemoveAll(work)
 	}
-	var procs []*proc
+	var procs []*benchproc.Proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
+			procs[i].Stop()
 		}
 	}()
 	ports := make([]int, 4)
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = benchproc.FreePort(); err != nil {
 			return err
 		}
 	}
@@ -582,12 +508,12 @@ func run(o options) error {
 	if err := os.WriteFile(work+"/influxdb.conf", []byte(conf), 0o644); err != nil {
 		return err
 	}
-	p, err := start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
+	p, err := benchproc.Start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := waitHTTP(influxURL+"/ping", 60*time.Second); err != nil {
+	if err := benchproc.WaitHTTP(influxURL+"/ping", 60*time.Second); err != nil {
 		return err
 	}
 	resp, err := http.PostForm(influxURL+"/query", url.Values{"q": {"CREATE DATABASE lookout"}})
@@ -609,15 +535,15 @@ func run(o options) error {
 	if o.profile {
 		env = append(env, "LOOKOUT_HTTP_PPROF=true")
 	}
-	p, err = start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
+	p, err = benchproc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := waitHTTP(base+"/healthz", 60*time.Second); err != nil {
+	if err := benchproc.WaitHTTP(base+"/healthz", 60*time.Second); err != nil {
 		return fmt.Errorf("%w (see %s/gateway.log)", err, work)
 	}
-	if err := waitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 30*time.Second); err != nil {
+	if err := benchproc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 30*time.Second); err != nil {
 		return fmt.Errorf("%w (see %s/gateway.log)", err, work)
 	}
 

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,10 +22,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lookoutfire/lookout/bench/internal/benchproc"
 )
 
 func main() {
@@ -40,74 +40,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-ingest:", err)
 		os.Exit(1)
 	}
-}
-
-type proc struct {
-	cmd *exec.Cmd
-	log *os.File
-}
-
-func start(dir, logName, bin string, env []string, args ...string) (*proc, error) {
-	f, err := os.Create(filepath.Join(dir, logName))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	return &proc{cmd: cmd, log: f}, nil
-}
-
-func (p *proc) stop() {
-	if p == nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-	p.log.Close()
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitHTTP(u string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within %s", u, d)
-}
-
-func waitTCP(addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listens on %s", addr)
 }
 
 func influxQuery(base, db, q string) (string, error) {
@@ -195,6 +127,15 @@ func stored(port int) float64 {
 	return sum
 }
 
+// mustFreePort is benchproc.FreePort for set-up code that cannot go on without one.
+func mustFreePort() int {
+	p, err := benchproc.FreePort()
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
 func connect(broker, id string, clean bool, h paho.MessageHandler) (paho.Client, error) {
 	o := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(clean).
 		SetOrderMatters(false).SetMessageChannelDepth(10000).SetWriteTimeout(30 * time.Second)
@@ -272,25 +213,25 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 		return err
 	}
 	work, _ = filepath.Abs(work)
-	var procs []*proc
+	var procs []*benchproc.Proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
+			procs[i].Stop()
 		}
 	}()
 
 	// InfluxDB
-	ip, rp := freePort(), freePort()
+	ip, rp := mustFreePort(), mustFreePort()
 	influxURL := fmt.Sprintf("http://127.0.0.1:%d", ip)
 	conf := fmt.Sprintf("reporting-disabled = true\nbind-address = \"127.0.0.1:%d\"\n[meta]\n  dir = %q\n[data]\n  dir = %q\n  wal-dir = %q\n  query-log-enabled = false\n[http]\n  bind-address = \"127.0.0.1:%d\"\n  flux-enabled = true\n  log-enabled = false\n  max-body-size = 0\n[logging]\n  level = \"warn\"\n[monitor]\n  store-enabled = false\n",
 		rp, work+"/influx/meta", work+"/influx/data", work+"/influx/wal", ip)
 	_ = os.WriteFile(work+"/influxdb.conf", []byte(conf), 0o644)
-	p, err := start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
+	p, err := benchproc.Start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := waitHTTP(influxURL+"/ping", 30*time.Second); err != nil {
+	if err := benchproc.WaitHTTP(influxURL+"/ping", 30*time.Second); err != nil {
 		return err
 	}
 	for _, db := range []string{"lookout", "telegraf"} {
@@ -300,7 +241,7 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 	}
 
 	// Mosquitto, with room for three copies of the backlog.
-	mp := freePort()
+	mp := mustFreePort()
 	broker := fmt.Sprintf("tcp://127.0.0.1:%d", mp)
 	mconf := fmt.Sprintf("listener %d 127.0.0.1\nuser root\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 1000\nlog_dest stderr\nlog_type error\n", mp)
 	_ = os.WriteFile(work+"/mosquitto.conf", []byte(mconf), 0o644)
@@ -308,12 +249,12 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 	if err != nil {
 		mosq = "/usr/sbin/mosquitto"
 	}
-	p, err = start(work, "mosquitto.log", mosq, nil, "-c", work+"/mosquitto.conf")
+	p, err = benchproc.Start(work, "mosquitto.log", mosq, nil, "-c", work+"/mosquitto.conf")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := waitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 10*time.Second); err != nil {
+	if err := benchproc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 10*time.Second); err != nil {
 		return err
 	}
 
@@ -387,12 +328,12 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 `, broker, influxURL)
 		_ = os.WriteFile(work+"/telegraf.conf", []byte(tconf), 0o644)
 		t0 = time.Now()
-		tp, err := start(work, "telegraf.log", filepath.Join(binDir, "telegraf"), nil, "--config", work+"/telegraf.conf")
+		tp, err := benchproc.Start(work, "telegraf.log", filepath.Join(binDir, "telegraf"), nil, "--config", work+"/telegraf.conf")
 		if err != nil {
 			return err
 		}
 		d, err = waitPoints(influxURL, "telegraf", int64(n), 15*time.Minute)
-		tp.stop()
+		tp.Stop()
 		if err != nil {
 			return fmt.Errorf("telegraf: %w", err)
 		}
@@ -402,7 +343,7 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 	}
 
 	// 3. Lookout
-	hp := freePort()
+	hp := mustFreePort()
 	env := []string{
 		"LOOKOUT_DATA_DIR=" + work + "/lookout", "LOOKOUT_HTTP_ADDR=127.0.0.1:" + fmt.Sprint(hp),
 		"LOOKOUT_MQTT_URL=" + broker, "LOOKOUT_MQTT_CLIENT_ID=bench-lookout",
@@ -414,13 +355,13 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 		env = append(env, "LOOKOUT_HTTP_PPROF=true")
 	}
 	t0 = time.Now()
-	gp, err := start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
+	gp, err := benchproc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
 	if err != nil {
 		return err
 	}
 	if profile != "" {
 		go func() {
-			if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/healthz", hp), 30*time.Second); err != nil {
+			if err := benchproc.WaitHTTP(fmt.Sprintf("http://127.0.0.1:%d/healthz", hp), 30*time.Second); err != nil {
 				return
 			}
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=4", hp))
@@ -460,7 +401,7 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 		fmt.Printf("  (gateway had spooled all %d after %.2fs; the rest is the InfluxDB write tail)\n", n, di.Seconds())
 	default:
 	}
-	gp.stop()
+	gp.Stop()
 	if err != nil {
 		return fmt.Errorf("lookout: %w (see %s/gateway.log)", err, work)
 	}
