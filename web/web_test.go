@@ -55,7 +55,7 @@ func TestDecodeIsStrict(t *testing.T) {
 		Name string `json:"name"`
 	}
 	for body, wantErr := range map[string]error{
-		`{"name":"a"}`:            nil,
+		`{"name":"a"}`:           nil,
 		`{"name":"a","extra":1}`: errs.ErrInvalid,
 		`{"name":"a"} {}`:        errs.ErrInvalid,
 		`{"name":`:               errs.ErrInvalid,
