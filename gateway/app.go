@@ -97,6 +97,9 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	}
 
 	// --- geo ---
+	if cfg.Geo.Dir == "" { // layers uploaded at run time survive a restart
+		cfg.Geo.Dir = filepath.Join(cfg.DataDir, "geo")
+	}
 	if a.geoLayers, err = geo.NewLayers(cfg.Geo); err != nil {
 		return a, err
 	}
@@ -118,6 +121,8 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		return a, err
 	}
 	a.devices.SetLocator(a.geoLayers.TagPoint)
+	// A new forest or zone layer re-derives every device's zone and forest.
+	a.geoLayers.OnReplace(func(string) { a.devices.SetLocator(a.geoLayers.TagPoint) })
 	if cfg.Registry.Seed != "" {
 		n, err := a.devices.ImportFile(ctx, cfg.Registry.Seed)
 		if err != nil {

@@ -16,9 +16,19 @@ import (
 // complete new Index off to the side and publish it with one pointer swap, so a
 // failed update leaves the old layer in place.
 type Layers struct {
-	cfg Config
-	mu  sync.Mutex // serializes Replace
-	cur atomic.Pointer[Index]
+	cfg       Config
+	mu        sync.Mutex // serializes Replace and OnReplace
+	cur       atomic.Pointer[Index]
+	onReplace []func(layer string)
+}
+
+// OnReplace registers f to run after every successful Replace (with the layer's
+// name), so what was derived from the old map — e.g. each device's zone and
+// forest in the registry — is derived again from the new one.
+func (l *Layers) OnReplace(f func(layer string)) {
+	l.mu.Lock()
+	l.onReplace = append(l.onReplace, f)
+	l.mu.Unlock()
 }
 
 // NewLayers loads the configured layer files (a layer previously uploaded to
@@ -101,6 +111,9 @@ func (l *Layers) Replace(layerName string, geojson []byte, crs string) error {
 		m = ly
 	}
 	l.cur.Store(newIndex(l.cfg, f, z, m))
+	for _, cb := range l.onReplace {
+		cb(layerName)
+	}
 	return nil
 }
 
