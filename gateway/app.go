@@ -264,7 +264,7 @@ func (a *App) Run(ctx context.Context) error {
 	goRun("registry", a.devices.Run)
 	goRun("alerting", a.alerts.Run)
 	// --- background loops of other components start here ---
-	goRun("hotspots", func(ctx context.Context) error { a.hotspots.Run(ctx, 30*time.Second, a.logHotspotErr); return nil })
+	goRun("hotspots", func(ctx context.Context) error { a.hotspots.Run(ctx, 5*time.Second, a.logHotspotErr); return nil })
 	goRun("auth housekeeping", a.sec.http.Run)
 
 	if a.broker != nil {

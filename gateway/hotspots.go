@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,6 +29,15 @@ func newHotspots(ctx context.Context, cfg config.Config, db *sql.DB, layers *geo
 	hc := cfg.Hotspot
 	if hc.PhotoDir == "" {
 		hc.PhotoDir = filepath.Join(cfg.DataDir, "photos")
+	}
+	if len(hc.Sources) == 0 {
+		// With no poll source configured, watch an inbox folder under the data dir:
+		// dropping a FIRMS file there is the simplest way to feed the workflow.
+		inbox := filepath.Join(cfg.DataDir, "hotspots", "inbox")
+		if err := os.MkdirAll(inbox, 0o755); err != nil {
+			return nil, fmt.Errorf("hotspot inbox: %w", err)
+		}
+		hc.Sources = []hotspot.SourceConfig{{Name: "inbox", Dir: inbox, Interval: 10 * time.Second}}
 	}
 	return hotspot.New(ctx, hc, hotspot.Deps{DB: db, Locator: hotspot.GeoLocator{Layers: layers}, Events: pub, Clock: clk,
 		Registerer: reg, User: requestUser, Escalator: hotspotEscalator{alerts},
