@@ -113,7 +113,11 @@ wait_http "http://$HTTP_ADDR/healthz" 60
 # The gateway writes the simulator's secrets before it listens: MQTT passwords
 # (sim-credentials.yaml) and WHIP camera tokens (sim-camera-tokens.yaml). With
 # --insecure-dev there are none and the simulator connects anonymously.
+# Stations and electrical monitors report every 15 s so the rate line shows a
+# living system; smoke alarms keep their real 5-minute period (a demo alarm lasts
+# four periods, long enough for the 叫应 call to escalate before it clears).
 SIM_ARGS=(--broker "tcp://$MQTT_ADDR" --devices seeds/devices.yaml --alarm-every 2m
+  --station-every 15s --elec-every 15s
   --video --whip-url "http://$HTTP_ADDR/api/v1/streams/{camera}/whip")
 CREDS="$LOOKOUT_DATA_DIR/sim-credentials.yaml"
 TOKENS="$LOOKOUT_DATA_DIR/sim-camera-tokens.yaml"
