@@ -163,11 +163,11 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 func (l *guardedListener) serveConn(gc *guardConn, establish listeners.EstablishFn) {
 	defer func() {
 		if p := recover(); p != nil {
-			l.m.panics.Inc()
 			l.log.Error("mqtt connection panicked; connection closed, broker continues",
 				"remote", gc.RemoteAddr().String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			_ = gc.Close()
 			l.dropClient(gc)
+			l.m.panics.Inc() // counted once contained: the half-dead client is gone
 		}
 	}()
 	if err := establish(l.id, gc); err != nil {
