@@ -435,21 +435,31 @@ func checkPublish(r *reader, flags byte, v5 bool) error {
 	return nil
 }
 
-func checkSubscribe(r *reader, v5 bool) error {
+// checkFilterListHead checks what SUBSCRIBE and UNSUBSCRIBE share before their
+// topic filters: a non-zero packet id, v5 properties, and at least one filter
+// ([MQTT-3.8.3-3], [MQTT-3.10.3-2]).
+func checkFilterListHead(r *reader, v5 bool, name string, pt int) error {
 	id, err := r.uint16()
 	if err != nil {
 		return err
 	}
 	if id == 0 {
-		return malformed("SUBSCRIBE packet id 0")
+		return malformed("%s packet id 0", name)
 	}
 	if v5 {
-		if err := r.properties(ptSubscribe); err != nil {
+		if err := r.properties(pt); err != nil {
 			return err
 		}
 	}
 	if r.left() == 0 {
-		return malformed("SUBSCRIBE without topic filters") // [MQTT-3.8.3-3]
+		return malformed("%s without topic filters", name)
+	}
+	return nil
+}
+
+func checkSubscribe(r *reader, v5 bool) error {
+	if err := checkFilterListHead(r, v5, "SUBSCRIBE", ptSubscribe); err != nil {
+		return err
 	}
 	for r.left() > 0 {
 		f, err := r.str()
@@ -478,20 +488,8 @@ func checkSubscribe(r *reader, v5 bool) error {
 }
 
 func checkUnsubscribe(r *reader, v5 bool) error {
-	id, err := r.uint16()
-	if err != nil {
+	if err := checkFilterListHead(r, v5, "UNSUBSCRIBE", ptUnsubscribe); err != nil {
 		return err
-	}
-	if id == 0 {
-		return malformed("UNSUBSCRIBE packet id 0")
-	}
-	if v5 {
-		if err := r.properties(ptUnsubscribe); err != nil {
-			return err
-		}
-	}
-	if r.left() == 0 {
-		return malformed("UNSUBSCRIBE without topic filters")
 	}
 	for r.left() > 0 {
 		f, err := r.str()
