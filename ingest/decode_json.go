@@ -251,22 +251,30 @@ func (s *scanner) array(depth int) bool {
 		if _, ok := s.value(depth); !ok {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			s.fail("unterminated array")
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			s.fail("expected ',' or ']' in array")
-			return false
+		if more, ok := s.next(']', "array"); !more {
+			return ok
 		}
 	}
+}
+
+// next consumes the separator after a container element: ',' (more follows,
+// ok) or the closing byte (done, ok); anything else fails the scan.
+func (s *scanner) next(closer byte, what string) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		s.fail("unterminated " + what)
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, true
+	case closer:
+		s.i++
+		return false, true
+	}
+	s.fail("expected ',' or '" + string(closer) + "' in " + what)
+	return false, false
 }
 
 // object skips a nested object (only ever found where a payload has no business
@@ -297,20 +305,8 @@ func (s *scanner) object(depth int) bool {
 		if _, ok := s.value(depth); !ok {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			s.fail("unterminated object")
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			s.fail("expected ',' or '}' in object")
-			return false
+		if more, ok := s.next('}', "object"); !more {
+			return ok
 		}
 	}
 }
