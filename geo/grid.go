@@ -20,10 +20,9 @@ import (
 //     one answer for all its points, so only cells a boundary crosses need the
 //     exact ring test; features that cannot contain any point of the cell are
 //     not listed at all.
-//   - nearGrid (nearest forest): each coarser cell lists the forest rings
-//     that can hold the nearest boundary point (within the search radius) for
-//     some point of the cell, so the branch-and-bound over edges starts from a
-//     short list.
+//   - nearIndex (nearest forest, nearest.go): each cell lists the runs of
+//     boundary edges that can hold the nearest boundary point (within the
+//     search radius) for some point of the cell.
 //
 // Exactness. The ring test (edgeTest) is orb's rule, and its answers near an
 // edge depend on rounding; a grid must never change them. A cell is called
@@ -46,11 +45,6 @@ const (
 	gridCellsPerFeature = 16
 	gridMaxCells        = 1 << 23
 	gridMaxEntries      = 1 << 24
-
-	// nearest grid: about nearCellsPerFeature cells per feature, at most nearMaxCells.
-	nearCellsPerFeature = 16
-	nearMaxCells        = 1 << 20
-	nearMaxLat          = 80 // no nearest grid beyond ±80°: degrees of longitude shrink too fast
 
 	coveredBit = 1 << 31
 )
@@ -299,103 +293,6 @@ func (g *cellGrid) markEdge(a, b orb.Point, c0, c1, r0, r1, w int, hit []bool) {
 			hit[(r-r0)*w+(c-c0)] = true
 		}
 	}
-}
-
-// nearGrid is the nearest-forest candidate grid (see the top of the file).
-type nearGrid struct {
-	frame
-	limit float64 // planar metres: lists are complete for searches up to this bound
-	start []uint32
-	ent   []nearEnt
-}
-
-// nearEnt is a candidate ring (outer or hole) of forest i, with the ring's
-// bound kept inline so that pruning the list by distance touches no feature
-// data, and the ring itself so that the search goes straight to its edges.
-type nearEnt struct {
-	b box
-	r *ring
-	i int32
-}
-
-// at returns the candidates of p's cell; false when p is outside the grid.
-func (g *nearGrid) at(p orb.Point) ([]nearEnt, bool) {
-	k, ok := g.cell(p)
-	if !ok {
-		return nil, false
-	}
-	return g.ent[g.start[k]:g.start[k+1]], true
-}
-
-// newNearGrid prepares nearest-forest candidates for searches up to limit
-// planar metres, or returns nil when the layer is too close to a pole.
-//
-// For a cell with centre c, let d be the distance from c to the nearest
-// boundary. Every point p of the cell has a boundary point within
-// U = d·ρ + half the cell diagonal (ρ bounds how much the local scale varies
-// over the grid), so only rings whose bound is within min(U, limit) of the
-// cell can hold p's nearest boundary point within the limit. Distances to bounds are taken at
-// the smallest scale on the grid and U at the largest, so the lists are
-// supersets of what any point of the cell needs.
-func newNearGrid(l *layer, bound box, limit float64) *nearGrid {
-	if l.len() == 0 || bound.minY < -nearMaxLat || bound.maxY > nearMaxLat {
-		return nil
-	}
-	kxLo, kyLo, kxHi, kyHi := scaleRange(bound.minY-limit/1e5, bound.maxY+limit/1e5)
-	fb := box{bound.minX - limit/kxLo, bound.minY - limit/kyLo, bound.maxX + limit/kxLo, bound.maxY + limit/kyLo}
-	if fb.minY < -nearMaxLat || fb.maxY > nearMaxLat || fb.minX < -180 || fb.maxX > 180 {
-		return nil
-	}
-	kxLo, kyLo, kxHi, kyHi = scaleRange(fb.minY, fb.maxY)
-	rho := math.Max(kxHi/kxLo, kyHi/kyLo)
-	cells := min(l.len()*nearCellsPerFeature, nearMaxCells)
-	g := &nearGrid{frame: newFrame(fb, cells, kxLo, kyLo), limit: limit}
-	halfDiag := math.Hypot(g.dx*kxHi, g.dy*kyHi)/2 + 1e-3
-	g.start = make([]uint32, g.nx*g.ny+1)
-	var cands []int32
-	for r := 0; r < g.ny; r++ {
-		for c := 0; c < g.nx; c++ {
-			cb := g.cellBox(c, r)
-			centre := orb.Point{(cb.minX + cb.maxX) / 2, (cb.minY + cb.maxY) / 2}
-			kx, ky := metresPerDegree(centre[1])
-			cut := limit
-			if i, d2, _ := l.nearestTree(centre, kx, ky, limit*rho+2*halfDiag); i >= 0 {
-				cut = math.Min(cut, math.Sqrt(d2)*rho+halfDiag+1e-3)
-			}
-			dx, dy := cut/kxLo, cut/kyLo
-			cands = cands[:0]
-			l.tree.Search([2]float64{cb.minX - dx, cb.minY - dy}, [2]float64{cb.maxX + dx, cb.maxY + dy},
-				func(_, _ [2]float64, i int32) bool {
-					if boxGap2(cb, l.shapes[i].bound, kxLo, kyLo) <= cut*cut {
-						cands = append(cands, i)
-					}
-					return true
-				})
-			slices.Sort(cands)
-			for _, i := range cands {
-				// the nearest boundary point is on a ring whose bound is
-				// within the same distance: the argument holds per ring
-				for k := range l.shapes[i].polys {
-					pg := &l.shapes[i].polys[k]
-					for _, r := range append([]*ring{&pg.outer}, ringPtrs(pg.holes)...) {
-						if boxGap2(cb, r.bound, kxLo, kyLo) <= cut*cut {
-							g.ent = append(g.ent, nearEnt{r.bound, r, i})
-						}
-					}
-				}
-			}
-			g.start[r*g.nx+c+1] = uint32(len(g.ent))
-		}
-	}
-	return g
-}
-
-func ringPtrs(rs []ring) []*ring {
-	out := make([]*ring, len(rs))
-	for i := range rs {
-		out[i] = &rs[i]
-	}
-	return out
 }
 
 // scaleRange returns the smallest and largest metres per degree of longitude

@@ -3,6 +3,7 @@ package geo
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -93,34 +94,47 @@ func TestCellGridExact(t *testing.T) {
 	}
 }
 
-// TestNearGridComplete: the nearest grid's candidate lists hold the nearest
+// TestNearGridComplete: the nearest index's per-cell lists hold the nearest
 // forest for every limit up to the one it was built for: the distance equals
-// the one found over the R-tree (which examines every bound in range).
+// the one found over the R-tree of rings (which examines every bound in
+// range), also in cells flagged as lying inside a forest (which have no list).
 func TestNearGridComplete(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	ids, geoms := propertyMap(rng)
 	l := loadForests(t, ids, geoms).Current().forests
 	if l.near == nil {
-		t.Fatal("the forests layer has no nearest grid")
+		t.Fatal("the forests layer has no nearest index")
 	}
-	found := 0
-	for k := 0; k < 20000; k++ {
-		// up to ~8 km beyond the map, so some points see nothing in range
-		p := orb.Point{106.90 + rng.Float64()*0.4, 30.90 + rng.Float64()*0.4}
-		kx, ky := metresPerDegree(p[1])
-		for _, limit := range []float64{30, 500, DefaultConfig().SearchRadiusM} {
-			pl := planarLimit(limit)
-			gi, gd, _ := l.nearest(p, kx, ky, pl)
-			ti, td, _ := l.nearestTree(p, kx, ky, pl)
-			if (gi < 0) != (ti < 0) || (gi >= 0 && gd != td) {
-				t.Fatalf("%v limit %v m: grid finds %d at %v m, tree %d at %v m", p, limit, gi, math.Sqrt(gd), ti, math.Sqrt(td))
-			}
-			if gi >= 0 {
-				found++
+	// the index as built for the layer, and one with 250 m cells, many of
+	// which lie wholly inside a forest
+	fine := newNearIndex(l, l.near.b, l.near.limit, 1<<16)
+	for name, n := range map[string]*nearIndex{"default": l.near, "fine": fine} {
+		flagged := 0
+		for _, w := range n.inside {
+			flagged += bits.OnesCount64(w)
+		}
+		if name == "fine" && flagged == 0 {
+			t.Fatal("no cell is flagged inside a forest: the fallback path goes untested")
+		}
+		found := 0
+		for k := 0; k < 20000; k++ {
+			// up to ~8 km beyond the map, so some points see nothing in range
+			p := orb.Point{106.90 + rng.Float64()*0.4, 30.90 + rng.Float64()*0.4}
+			kx, ky := metresPerDegree(p[1])
+			for _, limit := range []float64{30, 500, DefaultConfig().SearchRadiusM} {
+				pl := planarLimit(limit)
+				gi, gd, _ := n.nearest(p, kx, ky, pl)
+				ti, td, _ := l.nearestTree(p, kx, ky, pl)
+				if (gi < 0) != (ti < 0) || (gi >= 0 && gd != td) {
+					t.Fatalf("%s: %v limit %v m: index finds %d at %v m, tree %d at %v m", name, p, limit, gi, math.Sqrt(gd), ti, math.Sqrt(td))
+				}
+				if gi >= 0 {
+					found++
+				}
 			}
 		}
-	}
-	if found < 10000 {
-		t.Fatalf("only %d searches found a forest: the generator is off", found)
+		if found < 10000 {
+			t.Fatalf("%s: only %d searches found a forest: the generator is off", name, found)
+		}
 	}
 }

@@ -132,33 +132,7 @@ func (l *layer) nearest(p orb.Point, kx, ky, planarLimit float64) (int, float64,
 	if l.near == nil || planarLimit > l.near.limit {
 		return l.nearestTree(p, kx, ky, planarLimit)
 	}
-	cands, ok := l.near.at(p)
-	if !ok { // farther than the limit from every bound
-		return -1, 0, orb.Point{}
-	}
-	best := planarLimit * planarLimit
-	bestI := -1
-	var at orb.Point
-	var buf [32]distIdx
-	cs := buf[:0]
-	for k := range cands {
-		if d := cands[k].b.dist2(p, kx, ky); d < best {
-			cs = append(cs, distIdx{d, int32(k)})
-		}
-	}
-	sortDistIdx(cs)
-	for _, c := range cs {
-		if c.d >= best {
-			break
-		}
-		before := best
-		e := &cands[c.i]
-		e.r.nearest(p, kx, ky, &best, &at)
-		if best < before {
-			bestI = int(e.i)
-		}
-	}
-	return bestI, best, at
+	return l.near.nearest(p, kx, ky, planarLimit)
 }
 
 // nearestTree is nearest over the R-tree: it searches squares around p that

@@ -153,9 +153,9 @@ type layer struct {
 	shapes []shape  // polygons (masks: zero shape for circles)
 	disc   []circle // masks only: r > 0 for point masks
 	tree   rtree.RTreeG[int32]
-	grid   *cellGrid // containment grid (nil: use the tree; masks with discs)
-	near   *nearGrid // forests: nearest-forest candidates (nil: use the tree)
-	raw    []byte    // normalized FeatureCollection (WGS84) served by GET
+	grid   *cellGrid  // containment grid (nil: use the tree; masks with discs)
+	near   *nearIndex // forests: nearest-forest index (nil: use the tree)
+	raw    []byte     // normalized FeatureCollection (WGS84) served by GET
 
 	// zones only
 	zones []Zone
@@ -510,9 +510,9 @@ func (l *layer) covers(i int, p orb.Point) bool {
 	return l.shapes[i].contains(p)
 }
 
-// buildIndex prepares the R-tree over feature bounds and the grids (see
-// grid.go): the containment grid for polygon layers, and for forests the
-// nearest-forest grid for searches up to searchRadiusM (≤ 0: none).
+// buildIndex prepares the R-tree over feature bounds, the containment grid
+// for polygon layers (grid.go) and, for forests, the nearest-forest index for
+// searches up to searchRadiusM (nearest.go; ≤ 0: none).
 func (l *layer) buildIndex(searchRadiusM float64) {
 	all := emptyBox()
 	discs := false
@@ -530,7 +530,10 @@ func (l *layer) buildIndex(searchRadiusM float64) {
 		l.grid = newCellGrid(l.shapes, all, 0)
 	}
 	if l.name == LayerForests && searchRadiusM > 0 {
-		l.near = newNearGrid(l, all, planarLimit(searchRadiusM))
+		l.near = newNearIndex(l, all, planarLimit(searchRadiusM), 0)
+		if l.near != nil {
+			l.near.adopt(l) // the rings' vertices now live in the index's arena, once
+		}
 	}
 }
 

@@ -375,28 +375,7 @@ func sortDistIdx(a []distIdx) {
 }
 
 func (r *ring) nearestEdges(p orb.Point, kx, ky float64, from, to int, best *float64, at *orb.Point) {
-	pts := r.pts[from : to+1]
-	// Work in metres relative to p; each vertex is scaled once. Branch-free
-	// clamping beats filtering edges first: the filter mispredicts.
-	bst := *best
-	bx, by := (pts[0][0]-p[0])*kx, (pts[0][1]-p[1])*ky
-	for i := 1; i < len(pts); i++ {
-		ax, ay := bx, by
-		bx, by = (pts[i][0]-p[0])*kx, (pts[i][1]-p[1])*ky
-		dx, dy := bx-ax, by-ay
-		l := dx*dx + dy*dy
-		t := 0.0
-		if l > 0 {
-			t = min(max(-(ax*dx+ay*dy)/l, 0), 1)
-		}
-		cx, cy := ax+t*dx, ay+t*dy
-		if d := cx*cx + cy*cy; d < bst {
-			a, b := pts[i-1], pts[i]
-			bst = d
-			*at = orb.Point{a[0] + t*(b[0]-a[0]), a[1] + t*(b[1]-a[1])}
-		}
-	}
-	*best = bst
+	nearestOnEdges(r.pts[from:to+1], p, kx, ky, best, at)
 }
 
 // firstCrossing returns the smallest parameter t in [0,1] at which segment
