@@ -103,6 +103,9 @@ func BenchmarkLocate(b *testing.B) {
 		})
 	}
 	run("locate", pts, func(p orb.Point) bool { return len(ix.Locate(p).Forests) > 0 })
+	// each point located twice in a row: the second call finds everything in
+	// cache, so (twice − once) is Locate's cost without memory latency
+	run("locate-twice", pts, func(p orb.Point) bool { ix.Locate(p); return len(ix.Locate(p).Forests) > 0 })
 	run("tag", pts, func(p orb.Point) bool { _, f := ls.TagPoint(p[1], p[0]); return f != "" })
 	run("locate-3km", local, func(p orb.Point) bool { return len(ix.Locate(p).Forests) > 0 })
 	run("loop", pts, func(p orb.Point) bool {
@@ -129,6 +132,12 @@ func BenchmarkLocate(b *testing.B) {
 			name, r.wall, r.cpu, 1e3/r.cpu, r.inside, loop.wall/r.wall, loop.cpu/r.cpu)
 		fmt.Printf("geo bench %s: ratio %.0fx (CPU %.0fx), %.2fM points/s on one core (CPU time)\n",
 			name, loop.wall/r.wall, loop.cpu/r.cpu, 1e3/r.cpu)
+	}
+	if once, ok := res["locate"]; ok {
+		if twice, ok := res["locate-twice"]; ok {
+			b.Logf("locate with its data in cache (second of two calls on the same point): %.0f ns/point CPU; memory latency: %.0f ns/point",
+				twice.cpu-once.cpu, 2*once.cpu-twice.cpu)
+		}
 	}
 	if r, ok := res["locate-3km"]; ok {
 		// no ratio: the loop was timed on the county-wide points

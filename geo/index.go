@@ -94,9 +94,9 @@ func (ix *Index) Within(p orb.Point, metres float64) bool {
 // forestsAt appends to in the forests containing p (index order) and, when
 // there are none, finds the forest whose boundary is closest to p within limit
 // metres (-1 when none). Containment comes from the layer's grid (O(1) for
-// most points); the nearest search from the nearest grid's short candidate
-// list (see grid.go), or from the R-tree when the limit exceeds what the grid
-// was prepared for.
+// most points); the nearest search from the nearest-forest index's short
+// per-cell list (see nearest.go), or from the R-tree when the limit exceeds
+// what the index was prepared for.
 func (ix *Index) forestsAt(p orb.Point, limit float64, in []int32) ([]int32, int, float64) {
 	l := ix.forests
 	if l.len() == 0 {
