@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/paulmach/orb"
+	"github.com/tidwall/rtree"
 )
 
 // Index answers point queries against the forests, zones and masks layers.
@@ -135,24 +136,40 @@ func (l *layer) nearest(p orb.Point, kx, ky, planarLimit float64) (int, float64,
 	return l.near.nearest(p, kx, ky, planarLimit)
 }
 
-// nearestTree is nearest over the R-tree: it searches squares around p that
-// grow fourfold (most points are near some feature), measuring candidates
-// nearest box first so the bound tightens early and prunes the rest before
-// touching edges.
+// nearestTree is nearest over the layer's R-tree of feature bounds.
 func (l *layer) nearestTree(p orb.Point, kx, ky, planarLimit float64) (int, float64, orb.Point) {
-	best := planarLimit * planarLimit
-	bestI := -1
 	var at orb.Point
+	i, best := nearestByTree(&l.tree, p, kx, ky, planarLimit,
+		func(i int32) float64 { return l.shapes[i].bound.dist2(p, kx, ky) },
+		func(i int32, best *float64) bool {
+			before := *best
+			l.shapes[i].nearest(p, kx, ky, best, &at)
+			return *best < before
+		})
+	return int(i), best, at
+}
+
+// nearestByTree is the R-tree form of the nearest search: it searches squares
+// around p (kx, ky metres per degree) that grow fourfold from 250 m up to
+// planarLimit (most points are near something), measuring the items found
+// nearest box first so the bound tightens early and prunes the rest before
+// any edge is touched. boxDist2 is an item's squared box distance; measure
+// lowers *best (squared metres) and reports whether it did. It returns the
+// item holding the best (-1: none within the limit) and the best.
+func nearestByTree(tree *rtree.RTreeG[int32], p orb.Point, kx, ky, planarLimit float64,
+	boxDist2 func(int32) float64, measure func(int32, *float64) bool) (int32, float64) {
+	best := planarLimit * planarLimit
+	bestI := int32(-1)
 	var seenBuf [16]int32
 	seen := seenBuf[:0]
-	var candBuf [32]distIdx
+	var candBuf [64]distIdx
 	r := math.Min(250, planarLimit)
 	for {
 		cands := candBuf[:0]
 		dx, dy := r/kx, r/ky
-		l.tree.Search([2]float64{p[0] - dx, p[1] - dy}, [2]float64{p[0] + dx, p[1] + dy},
+		tree.Search([2]float64{p[0] - dx, p[1] - dy}, [2]float64{p[0] + dx, p[1] + dy},
 			func(_, _ [2]float64, i int32) bool {
-				if d := l.shapes[i].bound.dist2(p, kx, ky); d < best && !slices.Contains(seen, i) {
+				if d := boxDist2(i); d < best && !slices.Contains(seen, i) {
 					cands = append(cands, distIdx{d, i})
 				}
 				return true
@@ -163,10 +180,8 @@ func (l *layer) nearestTree(p orb.Point, kx, ky, planarLimit float64) (int, floa
 				break
 			}
 			seen = append(seen, c.i)
-			before := best
-			l.shapes[c.i].nearest(p, kx, ky, &best, &at)
-			if best < before {
-				bestI = int(c.i)
+			if measure(c.i, &best) {
+				bestI = c.i
 			}
 		}
 		// Everything within r has been seen: done when the best is within r.
@@ -175,7 +190,7 @@ func (l *layer) nearestTree(p orb.Point, kx, ky, planarLimit float64) (int, floa
 		}
 		r = math.Min(r*4, planarLimit)
 	}
-	return bestI, best, at
+	return bestI, best
 }
 
 // innermostZone returns the deepest zone containing p (ties: lowest index), or -1.

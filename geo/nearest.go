@@ -293,48 +293,18 @@ func (n *nearIndex) searchSpan(s *span, p orb.Point, qx, qy, kx, ky float64, bes
 	return *best < before
 }
 
-// nearestTree is nearest over the span R-tree: it searches squares around p
-// that grow fourfold, measuring spans nearest box first. It serves cells
-// without a list and builds the lists.
+// nearestTree is nearest over the span R-tree. It serves cells without a
+// list and measures the cell centres when the lists are built.
 func (n *nearIndex) nearestTree(p orb.Point, kx, ky, planarLimit float64) (int, float64, orb.Point) {
-	best := planarLimit * planarLimit
-	bestF := int32(-1)
 	var at orb.Point
 	qx, qy := p[0]-n.b.minX, p[1]-n.b.minY
-	var seen map[int32]bool
-	var candBuf [64]distIdx
-	r := math.Min(250, planarLimit)
-	for {
-		cands := candBuf[:0]
-		dx, dy := r/kx, r/ky
-		n.tree.Search([2]float64{p[0] - dx, p[1] - dy}, [2]float64{p[0] + dx, p[1] + dy},
-			func(_, _ [2]float64, i int32) bool {
-				if d := n.spans[i].b.dist2(qx, qy, kx, ky); d < best && !seen[i] {
-					cands = append(cands, distIdx{d, i})
-				}
-				return true
-			})
-		sortDistIdx(cands)
-		for _, c := range cands {
-			if c.d >= best {
-				break
-			}
-			if seen == nil {
-				seen = map[int32]bool{}
-			}
-			seen[c.i] = true
-			s := &n.spans[c.i]
-			if n.searchSpan(s, p, qx, qy, kx, ky, &best, &at) {
-				bestF = s.f
-			}
-		}
-		// Everything within r has been seen: done when the best is within r.
-		if (bestF >= 0 && best <= r*r) || r >= planarLimit {
-			break
-		}
-		r = math.Min(r*4, planarLimit)
+	i, best := nearestByTree(&n.tree, p, kx, ky, planarLimit,
+		func(i int32) float64 { return n.spans[i].b.dist2(qx, qy, kx, ky) },
+		func(i int32, best *float64) bool { return n.searchSpan(&n.spans[i], p, qx, qy, kx, ky, best, &at) })
+	if i < 0 {
+		return -1, best, at
 	}
-	return int(bestF), best, at
+	return int(n.spans[i].f), best, at
 }
 
 // nearestOnEdges lowers *best (squared scaled metres) and sets *at to the
