@@ -375,7 +375,8 @@ func checkPoint(p orb.Point) error {
 	return nil
 }
 
-// checkMultiPolygon validates rings and returns a copy in WGS84.
+// checkMultiPolygon validates rings (closed, valid coordinates, no crossings,
+// holes inside their shell: see valid.go) and returns a copy in WGS84.
 func checkMultiPolygon(mp orb.MultiPolygon, crs string) (orb.MultiPolygon, error) {
 	if len(mp) == 0 {
 		return nil, errors.New("empty geometry")
@@ -409,6 +410,13 @@ func checkMultiPolygon(mp orb.MultiPolygon, crs string) (orb.MultiPolygon, error
 			}
 			nr[len(nr)-1] = nr[0] // keep closed exactly after conversion
 			out[pi][ri] = nr
+		}
+		where := ""
+		if len(mp) > 1 {
+			where = fmt.Sprintf("polygon %d", pi+1)
+		}
+		if err := checkPolygon(out[pi], where); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -60,6 +60,18 @@ func TestBadLayers(t *testing.T) {
 		{"zone bad level", LayerZones, coll(zone("p", "province", "")), []string{`id "p"`, `level "province"`}},
 		{"zone bad duty", LayerZones, coll(`{"type":"Feature","id":"d","properties":{"level":"county","duty":[{"name":"x"}]},"geometry":{"type":"Polygon","coordinates":` + sq + `}}`),
 			[]string{`id "d"`, "duty contact 1 needs a name and a phone"}},
+		{"bow-tie ring", LayerForests, coll(`{"type":"Feature","id":"bow","geometry":{"type":"Polygon","coordinates":[[[107,31],[107.1,31.1],[107.1,31],[107,31.1],[107,31]]]}}`),
+			[]string{`id "bow"`, "outer ring crosses itself near [107.05 31.05]"}},
+		{"hole crossing the shell", LayerForests, coll(`{"type":"Feature","id":"hx","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] + `,[[107.05,31.05],[107.2,31.05],[107.2,31.06],[107.05,31.06],[107.05,31.05]]]}}`),
+			[]string{`id "hx"`, "hole 1", "outer ring", "crosses", "near [107.1 31.05]"}},
+		{"hole outside the shell", LayerForests, coll(`{"type":"Feature","id":"ho","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] + `,[[107.2,31.2],[107.3,31.2],[107.3,31.3],[107.2,31.2]]]}}`),
+			[]string{`id "ho"`, "hole 1 lies outside the outer ring"}},
+		{"hole inside a hole", LayerForests, coll(`{"type":"Feature","id":"hh","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] + `,[[107.01,31.01],[107.09,31.01],[107.09,31.09],[107.01,31.09],[107.01,31.01]],[[107.04,31.04],[107.06,31.04],[107.06,31.06],[107.04,31.04]]]}}`),
+			[]string{`id "hh"`, "hole 2 lies inside hole 1"}},
+		{"ring doubling back", LayerForests, coll(`{"type":"Feature","id":"sp","geometry":{"type":"Polygon","coordinates":[[[107,31],[107.1,31],[107.1,31.1],[107.05,31.1],[107.05,31.2],[107.05,31.1],[107,31.1],[107,31]]]}}`),
+			[]string{`id "sp"`, "outer ring doubles back on itself at [107.05 31.2]"}},
+		{"second polygon crossing itself", LayerForests, coll(`{"type":"Feature","id":"mp","geometry":{"type":"MultiPolygon","coordinates":[` + sq + `,[[[108,31],[108.1,31.1],[108.1,31],[108,31.1],[108,31]]]]}}`),
+			[]string{`id "mp"`, "polygon 2 outer ring crosses itself"}},
 		{"mask point without radius", LayerMasks, coll(`{"type":"Feature","id":"m","geometry":{"type":"Point","coordinates":[107,31]}}`), []string{`id "m"`, "radius_m"}},
 	}
 	for _, c := range cases {
@@ -103,6 +115,29 @@ func TestBadLayers(t *testing.T) {
 // TestRealBoundaries loads the two real county outlines (DataV GeoAtlas
 // format, GCJ-02): Pingchang is a FeatureCollection with one 7-part
 // MultiPolygon, Fengdu a bare array of one Feature.
+// TestValidPolygonsAccepted: what the validity check must not refuse —
+// shapes forest inventories really contain.
+func TestValidPolygonsAccepted(t *testing.T) {
+	cases := map[string]string{
+		// a hole meeting the shell at one vertex
+		"hole touching the shell": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107,31],[107.05,31.02],[107.02,31.05],[107,31]]]`,
+		// the same position twice in a row, and three positions on a line
+		"repeated and collinear positions": `[[[107,31],[107.05,31],[107.05,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]]`,
+		// two holes side by side, touching each other at a vertex
+		"holes touching": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.05,31.05],[107.02,31.08],[107.02,31.02]],[[107.05,31.05],[107.08,31.02],[107.08,31.08],[107.05,31.05]]]`,
+		// a ring touching itself at a vertex (the ESRI form of a hole on the edge)
+		"ring touching itself": `[[[107,31],[107.1,31],[107.1,31.1],[107.05,31.1],[107.07,31.05],[107.03,31.05],[107.05,31.1],[107,31.1],[107,31]]]`,
+	}
+	for name, coords := range cases {
+		t.Run(name, func(t *testing.T) {
+			body := `{"type":"FeatureCollection","features":[{"type":"Feature","id":"ok","geometry":{"type":"Polygon","coordinates":` + coords + `}}]}`
+			if err := mustLayers(t, DefaultConfig()).Replace(LayerForests, []byte(body), ""); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
+
 func TestRealBoundaries(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Forests = LayerFile{Path: boundaries + "511923_pingchang_gcj02.json", CRS: "gcj02", IDProperty: "adcode"}
