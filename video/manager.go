@@ -337,6 +337,8 @@ type StreamStats struct {
 	LastError         string    `json:"last_error,omitempty"`
 	RTSP              string    `json:"rtsp,omitempty"` // credentials redacted
 	RTPAddr           string    `json:"rtp_addr,omitempty"`
+	RTPSender         string    `json:"rtp_sender,omitempty"` // IP:port the ingest port is pinned to ("" until the first packet)
+	ForeignPackets    uint64    `json:"foreign_packets"`      // RTP dropped for coming from another address than RTPSender
 	ViewersConnecting int       `json:"viewers_connecting"`
 }
 

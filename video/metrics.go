@@ -16,7 +16,22 @@ type metrics struct {
 	viewers          prometheus.Gauge
 	rejected         *prometheus.CounterVec
 	latency          prometheus.Histogram
+	// ingestDrops counts datagrams dropped at an RTP ingest port, by reason; the
+	// children are resolved once so the packet path does no label lookup.
+	ingestDrops     *prometheus.CounterVec
+	dropForeign     prometheus.Counter // not from the stream's latched sender
+	dropNotRTP      prometheus.Counter // shorter than an RTP header, not version 2, malformed
+	dropRTCP        prometheus.Counter // RTCP on the RTP port: no use without a return channel
+	dropNotLoopback prometheus.Counter // an RTSP stream's ffmpeg port reached from off-host
 }
+
+// Reasons of lookout_video_ingest_dropped_total.
+const (
+	dropReasonForeign     = "foreign_sender"
+	dropReasonNotRTP      = "not_rtp"
+	dropReasonRTCP        = "rtcp"
+	dropReasonNotLoopback = "not_loopback"
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -35,8 +50,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lookout_video_relay_latency_seconds",
 			Help:    "Time from a packet's arrival at the relay to its send to one viewer (queue wait + SRTP + socket write).",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 1.5, 24)}),
+		ingestDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_video_ingest_dropped_total",
+			Help: "Datagrams dropped at RTP ingest ports before the relay: foreign_sender (not the stream's latched sender), not_rtp, rtcp, not_loopback (RTSP ffmpeg port)."},
+			[]string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.packetsIn, m.drops, m.keyframeRequests, m.ffmpegStarts, m.viewers, m.rejected, m.latency} {
+	m.dropForeign = m.ingestDrops.WithLabelValues(dropReasonForeign)
+	m.dropNotRTP = m.ingestDrops.WithLabelValues(dropReasonNotRTP)
+	m.dropRTCP = m.ingestDrops.WithLabelValues(dropReasonRTCP)
+	m.dropNotLoopback = m.ingestDrops.WithLabelValues(dropReasonNotLoopback)
+	for _, c := range []prometheus.Collector{m.packetsIn, m.drops, m.keyframeRequests, m.ffmpegStarts, m.viewers, m.rejected, m.latency, m.ingestDrops} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("video metrics: %w", err)
 		}

@@ -82,6 +82,7 @@ func (st *stream) startFFmpegLocked(now time.Time) {
 		m.log.Warn("ffmpeg start failed", "camera", st.camera, "err", err)
 		return
 	}
+	st.resetSenderLocked() // the new ffmpeg sends from a new port: accept it at once
 	done := make(chan struct{})
 	st.ff = ffmpegState{running: true, cancel: cancel, done: done, failures: st.ff.failures, starts: st.ff.starts + 1}
 	if !st.up.Load() {

@@ -3,6 +3,7 @@ package video
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,9 @@ type stream struct {
 	pliCount   atomic.Uint64
 	lastPacket atomic.Int64 // clock UnixNano of the last packet
 	up         atomic.Bool
+	foreign    atomic.Uint64 // ingest packets dropped: not from the latched sender
+	// senderEpoch is bumped (under Manager.mu) to clear readUDP's latched sender.
+	senderEpoch atomic.Uint64
 
 	// guarded by Manager.mu
 	state      string
@@ -51,6 +55,7 @@ type stream struct {
 	pubID      string
 	askKey     func() // sends a keyframe request to the source; nil when it has no return channel
 	ff         ffmpegState
+	sender     netip.AddrPort // the latched RTP sender (readUDP), for stats
 }
 
 func newStream(m *Manager, camera string) *stream {
@@ -59,28 +64,116 @@ func newStream(m *Manager, camera string) *stream {
 	return st
 }
 
-// readUDP reads RTP from an ingest socket until it is closed. Anything that is not
-// RTP version 2 is ignored (RTCP, stray datagrams).
+// foreignLogEvery spaces the log lines about packets from a foreign sender: a flood
+// shows in the metric and in one line per interval per stream, not one per packet.
+const foreignLogEvery = 10 * time.Second
+
+// readUDP reads RTP from an ingest socket until it is closed. The port is pinned to
+// one sender: the first address (IP:port) to send valid RTP is latched, and packets
+// from any other address are dropped (foreign_sender) until the latched sender has
+// been silent for SourceTimeout, the same silence that marks the stream down; then
+// the next valid packet's sender takes over (a rebooted camera comes back from a new
+// source port). An RTSP stream's latch is cleared when ffmpeg (re)starts. Datagrams
+// that are not RTP version 2 (too short, malformed) and RTCP are dropped and counted
+// before the sender is looked at, so they never latch one. A dropped datagram costs
+// no allocation: its buffer is read into again; only a delivered packet, which the
+// viewers' queues keep, takes a fresh buffer.
 func (st *stream) readUDP(conn *net.UDPConn) {
+	m := st.m
 	loopbackOnly := st.kind == KindRTSP
+	var (
+		sender   netip.AddrPort // latched sender; invalid until the first valid packet
+		epoch    uint64         // st.senderEpoch the latch belongs to
+		logAt    time.Time      // last foreign-sender log line
+		sinceLog uint64         // foreign packets since that line
+		buf      = make([]byte, 1600)
+		p        = &rtp.Packet{}
+	)
 	for {
-		buf := make([]byte, 1600)
-		n, from, err := conn.ReadFromUDP(buf)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		if loopbackOnly && !from.IP.IsLoopback() {
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if loopbackOnly && !from.Addr().IsLoopback() {
+			m.met.dropNotLoopback.Inc()
 			continue
 		}
-		p := &rtp.Packet{}
-		if p.Unmarshal(buf[:n]) != nil || p.Version != 2 || (p.PayloadType >= 72 && p.PayloadType <= 76) {
+		if n < rtpHeaderLen || buf[0]>>6 != 2 {
+			m.met.dropNotRTP.Inc()
 			continue
+		}
+		if pt := buf[1] & 0x7f; pt >= 72 && pt <= 76 {
+			m.met.dropRTCP.Inc()
+			continue
+		}
+		if e := st.senderEpoch.Load(); e != epoch {
+			sender, epoch = netip.AddrPort{}, e
+		}
+		takeover := false
+		if from != sender {
+			now := m.clock.Now()
+			if sender.IsValid() && now.Sub(time.Unix(0, st.lastPacket.Load())) <= m.cfg.SourceTimeout {
+				st.foreign.Add(1)
+				m.met.dropForeign.Inc()
+				sinceLog++
+				if now.Sub(logAt) >= foreignLogEvery {
+					m.log.Warn("RTP from a foreign sender dropped", "camera", st.camera, "from", from.String(),
+						"sender", sender.String(), "dropped", sinceLog)
+					logAt, sinceLog = now, 0
+				}
+				continue
+			}
+			takeover = true
+		}
+		if p.Unmarshal(buf[:n]) != nil {
+			*p = rtp.Packet{}
+			m.met.dropNotRTP.Inc()
+			continue
+		}
+		if takeover {
+			if !st.latchSender(from, epoch) {
+				continue // ffmpeg restarted meanwhile: the next packet re-reads the epoch
+			}
+			sender = from
 		}
 		st.deliver(p)
+		buf, p = make([]byte, 1600), &rtp.Packet{}
 	}
+}
+
+// rtpHeaderLen is the fixed RTP header (RFC 3550 §5.1); anything shorter is not RTP.
+const rtpHeaderLen = 12
+
+// latchSender records from as the stream's sender for stats and the log, unless the
+// latch was reset (ffmpeg restart) since epoch was read.
+func (st *stream) latchSender(from netip.AddrPort, epoch uint64) bool {
+	m := st.m
+	m.mu.Lock()
+	if st.senderEpoch.Load() != epoch {
+		m.mu.Unlock()
+		return false
+	}
+	prev := st.sender
+	st.sender = from
+	m.mu.Unlock()
+	if prev.IsValid() {
+		m.log.Warn("RTP sender changed after the previous one went silent", "camera", st.camera,
+			"sender", from.String(), "previous", prev.String(), "silent_for_over", m.cfg.SourceTimeout)
+	} else {
+		m.log.Info("RTP sender latched", "camera", st.camera, "sender", from.String())
+	}
+	return true
+}
+
+// resetSenderLocked forgets the latched sender, so the next valid packet from any
+// address is accepted at once (a restarted ffmpeg sends from a new port).
+func (st *stream) resetSenderLocked() {
+	st.senderEpoch.Add(1)
+	st.sender = netip.AddrPort{}
 }
 
 // deliver fans one source packet out to every connected viewer's queue. A full queue
@@ -226,6 +319,10 @@ func (st *stream) statsLocked() StreamStats {
 		Viewers: len(*st.active.Load()), BitrateBPS: st.bitrate,
 		Packets: st.packets.Load(), Bytes: st.bytes.Load(), Drops: st.drops.Load(),
 		KeyframeRequests: st.pliCount.Load(), LastError: st.lastErr,
+		ForeignPackets: st.foreign.Load(),
+	}
+	if st.sender.IsValid() {
+		s.RTPSender = st.sender.String()
 	}
 	s.ViewersConnecting = len(st.viewers) - s.Viewers
 	if st.kind == KindRTSP {
