@@ -69,6 +69,9 @@ type ctxKey struct{}
 type RequestInfo struct {
 	Principal   Principal
 	AuditDetail string
+	// ClientIP is TrustedProxies.ClientIP of the request, worked out once by
+	// the guard so handlers keying anything per client agree with the audit log.
+	ClientIP string
 }
 
 // WithRequestInfo attaches ri to ctx (the guard does this for every route).

@@ -57,6 +57,10 @@ type HTTPConfig struct {
 	TLSCert string `yaml:"tls_cert"` // PEM certificate; with tls_key enables HTTPS
 	TLSKey  string `yaml:"tls_key"`  // PEM private key
 	Pprof   bool   `yaml:"pprof"`    // serve /debug/pprof/ with the ops endpoints (profiling; keep off in production)
+	// TrustedProxies lists the reverse proxies (CIDRs or addresses) whose
+	// X-Forwarded-For is believed for login rate limits and audit entries;
+	// empty = the TCP peer is always the client. Env: comma-separated.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // MQTTConfig is the "mqtt" section.
@@ -121,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return errors.New("http.tls_cert: tls_cert and tls_key go together")
+	}
+	if _, err := auth.ParseTrustedProxies(c.HTTP.TrustedProxies); err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
 	if c.MQTT.URL == "" && c.MQTT.EmbeddedAddr == "" {
 		return errors.New("mqtt.embedded_addr: must be set when mqtt.url is empty")

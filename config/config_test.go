@@ -63,6 +63,9 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"no such flag key", "", nil, []string{"nope.key=1"}, "nope.key"},
 		{"bad duration", "", nil, []string{"influx.timeout=soon"}, "influx.timeout"},
 		{"tls half", "", nil, []string{"http.tls_cert=/x.pem"}, "http.tls_cert"},
+		{"bad proxy cidr (env)", "", []string{"LOOKOUT_HTTP_TRUSTED_PROXIES=10.0.0.0/8,10.0.0.0/33"}, nil, "http.trusted_proxies"},
+		{"bad proxy cidr (file)", "http:\n  trusted_proxies: [proxy.internal]\n", nil, nil, "http.trusted_proxies"},
+		{"proxy trusting everyone", "", nil, []string{"http.trusted_proxies=0.0.0.0/0"}, "http.trusted_proxies"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +75,22 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("err = %v, want it to name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// http.trusted_proxies defaults to empty (trust nobody) and takes a YAML list
+// or a comma-separated env value.
+func TestTrustedProxies(t *testing.T) {
+	if d := Default(); len(d.HTTP.TrustedProxies) != 0 {
+		t.Fatalf("default trusted_proxies = %q, want empty", d.HTTP.TrustedProxies)
+	}
+	c, err := Load(writeFile(t, "http:\n  trusted_proxies: [10.0.0.0/8, \"2001:db8::1\"]\n"), true, nil, nil)
+	if err != nil || strings.Join(c.HTTP.TrustedProxies, " ") != "10.0.0.0/8 2001:db8::1" {
+		t.Fatalf("file: %q %v", c.HTTP.TrustedProxies, err)
+	}
+	c, err = Load("", false, []string{"LOOKOUT_HTTP_TRUSTED_PROXIES=192.0.2.10, 10.1.0.0/16"}, nil)
+	if err != nil || strings.Join(c.HTTP.TrustedProxies, " ") != "192.0.2.10 10.1.0.0/16" {
+		t.Fatalf("env: %q %v", c.HTTP.TrustedProxies, err)
 	}
 }
 

@@ -48,7 +48,11 @@ func (a *App) setupSecurity(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := httpauth.New(httpauth.Options{Store: st, Devices: lookup, MQTT: ma, Config: cfg,
+	proxies, err := auth.ParseTrustedProxies(a.cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	svc, err := httpauth.New(httpauth.Options{Store: st, Devices: lookup, MQTT: ma, Proxies: proxies, Config: cfg,
 		Prefix: a.cfg.Ingest.TopicPrefix, Clock: a.clk, Registerer: a.reg, Log: log})
 	if err != nil {
 		return err

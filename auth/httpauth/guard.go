@@ -49,6 +49,7 @@ type Service struct {
 	devices auth.DeviceLookup
 	mqtt    MQTTForgetter
 	cfg     auth.Config
+	proxies auth.TrustedProxies
 	prefix  string
 	clk     clock.Clock
 	log     *slog.Logger
@@ -61,8 +62,9 @@ type Service struct {
 // Options wire a Service.
 type Options struct {
 	Store      *auth.Store
-	Devices    auth.DeviceLookup // device credentials are issued only to registered devices
-	MQTT       MQTTForgetter     // may be nil (external broker)
+	Devices    auth.DeviceLookup   // device credentials are issued only to registered devices
+	MQTT       MQTTForgetter       // may be nil (external broker)
+	Proxies    auth.TrustedProxies // X-Forwarded-For is believed only from these (http.trusted_proxies)
 	Config     auth.Config
 	Prefix     string // MQTT topic prefix, for the credential reply
 	Clock      clock.Clock
@@ -82,7 +84,7 @@ func New(o Options) (*Service, error) {
 		o.Log = slog.Default()
 	}
 	s := &Service{store: o.Store, limiter: auth.NewLoginLimiter(o.Config), devices: o.Devices, mqtt: o.MQTT,
-		cfg: o.Config, prefix: o.Prefix, clk: o.Clock, log: o.Log,
+		cfg: o.Config, proxies: o.Proxies, prefix: o.Prefix, clk: o.Clock, log: o.Log,
 		denied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_http_auth_denied_total",
 			Help: "HTTP requests refused by the guard, by reason."}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_logins_total",
@@ -142,7 +144,7 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 	names := patternNames(rt.Pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		ri := &auth.RequestInfo{}
+		ri := &auth.RequestInfo{ClientIP: s.proxies.ClientIP(r)}
 		if rt.Role != auth.RolePublic {
 			p, via, err := s.authenticate(r)
 			if err != nil {
@@ -190,7 +192,7 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 				actor = "-"
 			}
 			e := auth.AuditEntry{Actor: actor, Role: ri.Principal.Role, Action: rt.Audit, Target: target,
-				Remote: remoteHost(r), Status: sw.status, Detail: ri.AuditDetail}
+				Remote: ri.ClientIP, Status: sw.status, Detail: ri.AuditDetail}
 			// The reply is sent; the entry must still be written even if the
 			// client went away, so do not use the request context.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
@@ -257,12 +259,13 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-func remoteHost(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientIP is the request's client address: the guard's, or worked out here
+// when the handler runs outside a guarded route.
+func (s *Service) clientIP(r *http.Request) string {
+	if ri := auth.Info(r.Context()); ri != nil && ri.ClientIP != "" {
+		return ri.ClientIP
 	}
-	return h
+	return s.proxies.ClientIP(r)
 }
 
 // patternNames lists the wildcard names of a ServeMux pattern ("{id}", "{path...}").

@@ -45,7 +45,7 @@ func (s *Service) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
-	ip := remoteHost(r)
+	ip := s.clientIP(r)
 	now := s.clk.Now()
 	if err := s.limiter.Allow(ip, req.Username, now); err != nil {
 		s.logins.WithLabelValues("throttled").Inc()

@@ -2,8 +2,10 @@ package httpauth
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -23,8 +25,14 @@ type devs map[string]string
 
 func (d devs) DeviceClass(id string) (string, bool) { c, ok := d[id]; return c, ok }
 
-func newService(t *testing.T, fc *clock.Fake) (*Service, http.Handler) {
+// newService builds the service with the login routes; proxies are
+// http.trusted_proxies (none by default).
+func newService(t *testing.T, fc *clock.Fake, proxies ...string) (*Service, http.Handler) {
 	t.Helper()
+	tp, err := auth.ParseTrustedProxies(proxies)
+	if err != nil {
+		t.Fatal(err)
+	}
 	db, err := store.Open(filepath.Join(t.TempDir(), "a.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +44,7 @@ func newService(t *testing.T, fc *clock.Fake) (*Service, http.Handler) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Store: st, Devices: devs{"smoke-a": "smoke"}, Config: cfg, Prefix: "fire", Clock: fc,
+	s, err := New(Options{Store: st, Devices: devs{"smoke-a": "smoke"}, Proxies: tp, Config: cfg, Prefix: "fire", Clock: fc,
 		Registerer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -56,9 +64,12 @@ func newService(t *testing.T, fc *clock.Fake) (*Service, http.Handler) {
 	return s, mux
 }
 
-func login(h http.Handler, ip, user, pw string) *httptest.ResponseRecorder {
+func login(h http.Handler, ip, user, pw string, xff ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(`{"username":"`+user+`","password":"`+pw+`"}`))
-	req.RemoteAddr = ip + ":5555"
+	req.RemoteAddr = net.JoinHostPort(ip, "5555")
+	for _, v := range xff {
+		req.Header.Add("X-Forwarded-For", v)
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
@@ -144,6 +155,82 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 	if rec := login(h, "10.0.0.5", "ana", "correct horse battery"); rec.Code != 200 {
 		t.Fatalf("another IP: %d", rec.Code)
+	}
+}
+
+// Behind a trusted proxy the per-IP login limit counts the forwarded client, so
+// one client's burst does not lock out everyone behind the same proxy, and a
+// client cannot dodge the limit by prepending made-up X-Forwarded-For entries.
+// From an untrusted peer the header is ignored and the peer is counted.
+func TestLoginRateLimitBehindProxy(t *testing.T) {
+	const proxy, other = "127.0.0.1", "::1"
+	fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	s, h := newService(t, fc, "127.0.0.0/8")
+	// 10 wrong-password attempts (the per-IP budget) from client A via the
+	// proxy, each with a different spoofed leftmost entry, and a different
+	// user name so the per-user lockout stays out of the way.
+	for i := 0; i < 10; i++ {
+		spoof := fmt.Sprintf("203.0.113.%d, 198.51.100.7", i+1)
+		if rec := login(h, proxy, fmt.Sprintf("user%d", i), "whatever pass", spoof); rec.Code != 401 {
+			t.Fatalf("attempt %d from A: %d", i, rec.Code)
+		}
+	}
+	if rec := login(h, proxy, "ana", "correct horse battery", "6.6.6.6", "198.51.100.7"); rec.Code != 429 {
+		t.Fatalf("11th attempt from client A via the proxy: %d, want 429 (limit keyed on A)", rec.Code)
+	}
+	// Client B behind the same proxy has its own budget.
+	if rec := login(h, proxy, "ana", "correct horse battery", "198.51.100.8"); rec.Code != 200 {
+		t.Fatalf("client B via the proxy: %d, want 200 (proxy address not the key)", rec.Code)
+	}
+	es, err := s.store.AuditList(context.Background(), auth.AuditQuery{Action: "login"})
+	if err != nil || len(es) != 1 || es[0].Remote != "198.51.100.8" {
+		t.Fatalf("audit of B's login: %+v %v, want remote 198.51.100.8", es, err)
+	}
+	// An untrusted peer's X-Forwarded-For is ignored: rotating it does not
+	// buy more attempts, and the budget is the peer's own.
+	for i := 0; i < 10; i++ {
+		login(h, other, fmt.Sprintf("user%d", i), "whatever pass", fmt.Sprintf("198.51.100.%d", 100+i))
+	}
+	if rec := login(h, other, "ana", "correct horse battery", "198.51.100.200"); rec.Code != 429 {
+		t.Fatalf("11th attempt from an untrusted peer: %d, want 429 (limit keyed on the peer)", rec.Code)
+	}
+}
+
+// Without trusted proxies a real loopback connection is keyed on the TCP peer
+// even when it claims another address; with 127.0.0.0/8 trusted, on the client
+// the proxy names.
+func TestLoginClientOverTCP(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		proxies []string
+		want    string
+	}{
+		{"no trusted proxies", nil, "127.0.0.1"},
+		{"loopback trusted", []string{"127.0.0.0/8"}, "198.51.100.8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+			s, h := newService(t, fc, tc.proxies...)
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			req, err := http.NewRequest("POST", srv.URL+"/api/v1/login", strings.NewReader(`{"username":"ana","password":"correct horse battery"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Forwarded-For", "198.51.100.8")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("login: %d", resp.StatusCode)
+			}
+			es, err := s.store.AuditList(context.Background(), auth.AuditQuery{Action: "login"})
+			if err != nil || len(es) != 1 || es[0].Remote != tc.want {
+				t.Fatalf("audit %+v %v, want remote %s", es, err, tc.want)
+			}
+		})
 	}
 }
 

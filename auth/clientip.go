@@ -1,0 +1,132 @@
+package auth
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/lookoutfire/lookout/errs"
+)
+
+// ErrBadProxy is returned by ParseTrustedProxies for an entry that is neither
+// a CIDR nor an address, or that would trust every address.
+var ErrBadProxy = fmt.Errorf("trusted proxy: %w", errs.ErrInvalid)
+
+// TrustedProxies is the set of reverse proxies (http.trusted_proxies) whose
+// X-Forwarded-For entries are believed. The zero value trusts nobody, so the
+// client is always the TCP peer.
+type TrustedProxies struct{ nets []netip.Prefix }
+
+// ParseTrustedProxies reads CIDRs ("10.0.0.0/8", "2001:db8::/32") or single
+// addresses ("192.0.2.10"). A /0 is refused: trusting every peer would let
+// any client choose its own address and walk past the login rate limit.
+func ParseTrustedProxies(list []string) (TrustedProxies, error) {
+	var tp TrustedProxies
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		var p netip.Prefix
+		var err error
+		if strings.Contains(s, "/") {
+			p, err = netip.ParsePrefix(s) // refuses zones itself
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(s); err == nil {
+				if a.Zone() != "" {
+					return TrustedProxies{}, fmt.Errorf("%q: zoned addresses are not supported: %w", s, ErrBadProxy)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		switch {
+		case err != nil:
+			return TrustedProxies{}, fmt.Errorf("%q is not a CIDR or IP address: %w", s, ErrBadProxy)
+		case p.Bits() == 0:
+			return TrustedProxies{}, fmt.Errorf("%q would trust every peer: %w", s, ErrBadProxy)
+		}
+		p = p.Masked()
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		tp.nets = append(tp.nets, p)
+	}
+	return tp, nil
+}
+
+// trusted reports whether a is one of the proxies.
+func (tp TrustedProxies) trusted(a netip.Addr) bool {
+	for _, p := range tp.nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientIP is the address every per-client decision in HTTP uses (login rate
+// limit, audit entries): the TCP peer, unless the peer is a trusted proxy; then
+// X-Forwarded-For is walked from the right, skipping trusted proxies, and the
+// first untrusted address wins. Entries left of it were written by the client
+// and are never believed. A malformed entry stops the walk and the last
+// trusted hop is used; if every hop is trusted, the leftmost one is.
+func (tp TrustedProxies) ClientIP(r *http.Request) string {
+	return tp.clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
+}
+
+func (tp TrustedProxies) clientIP(remoteAddr string, xff []string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host // not an IP peer (unix socket, test harness): nothing to walk
+	}
+	peer = peer.WithZone("").Unmap()
+	if len(tp.nets) == 0 || !tp.trusted(peer) {
+		return peer.String()
+	}
+	hop := peer
+	// Several header lines form one list in order; walk lines and entries
+	// right to left without splitting the (client-sized) header up front.
+	for i := len(xff) - 1; i >= 0; i-- {
+		line, more := xff[i], true
+		for more { // an empty line is one empty, so malformed, entry
+			entry := line
+			if j := strings.LastIndexByte(line, ','); j >= 0 {
+				line, entry = line[:j], line[j+1:]
+			} else {
+				more = false
+			}
+			a, ok := parseForwarded(strings.TrimSpace(entry))
+			if !ok {
+				return hop.String()
+			}
+			if !tp.trusted(a) {
+				return a.String()
+			}
+			hop = a
+		}
+	}
+	return hop.String()
+}
+
+// parseForwarded reads one X-Forwarded-For entry: an address, optionally with a
+// port ("192.0.2.1:4711", "[2001:db8::1]:443") or in brackets ("[2001:db8::1]"),
+// as some proxies write them. Zones and anything else ("unknown", "") are
+// malformed.
+func parseForwarded(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if ap, err2 := netip.ParseAddrPort(s); err2 == nil {
+			a, err = ap.Addr(), nil
+		} else if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+			a, err = netip.ParseAddr(s[1 : len(s)-1])
+		}
+	}
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
