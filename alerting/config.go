@@ -5,7 +5,7 @@
 // type, with an audit trail), incidents, the escalation timers that call duty
 // contacts zone by zone until someone acknowledges, and the notifiers: the SSE hub
 // (which also implements events.Publisher for the rest of the gateway), the webhook
-// outbox, MQTT and CAP 1.2. Everything that must survive a restart is in SQLite.
+// and MQTT outboxes, and CAP 1.2. Everything that must survive a restart is in SQLite.
 package alerting
 
 import (

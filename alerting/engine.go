@@ -66,9 +66,13 @@ type PointSink interface {
 	WritePoint(measurement string, tags map[string]string, fields map[string]any, t time.Time) error
 }
 
-// MQTTPublisher publishes alerts to fire/alerts/{severity}/{zone}.
+// MQTTPublisher publishes alert messages to fire/alerts/{severity}/{zone} at
+// QoS 1 for the MQTT outbox. PublishAlert should return nil only once the broker
+// has the message (PUBACK received, or the embedded broker took it), and give up
+// when ctx ends: the outbox deletes a message on nil and publishes it again
+// later on an error.
 type MQTTPublisher interface {
-	Publish(topic string, payload []byte) error
+	PublishAlert(ctx context.Context, topic string, payload []byte) error
 }
 
 // Call is one 叫应 call: a duty contact told about an alert they must acknowledge.
@@ -117,8 +121,8 @@ type Options struct {
 	Clock      clock.Clock
 	Directory  Directory
 	Geo        CameraGeo
-	Caller     Caller // EventCaller on the hub when nil
-	MQTT       MQTTPublisher
+	Caller     Caller        // EventCaller on the hub when nil
+	MQTT       MQTTPublisher // alerts also go to MQTT, through a persistent outbox, when set
 	Points     PointSink
 	Registerer prometheus.Registerer // a fresh registry when nil
 	Logger     *slog.Logger
@@ -135,7 +139,7 @@ type Engine struct {
 	dir    Directory
 	geo    CameraGeo
 	caller Caller
-	mqtt   MQTTPublisher
+	mq     *mqttOutbox // nil without Options.MQTT
 	points PointSink
 	log    *slog.Logger
 	user   func(r *http.Request) string
@@ -179,13 +183,19 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	e := &Engine{cfg: o.Config, db: o.DB, st: st, clk: o.Clock, dir: o.Directory, geo: o.Geo, mqtt: o.MQTT,
+	e := &Engine{cfg: o.Config, db: o.DB, st: st, clk: o.Clock, dir: o.Directory, geo: o.Geo,
 		points: o.Points, log: o.Logger, user: o.User, done: make(chan struct{}),
 		queue: make(chan ingest.Reading, o.Config.QueueSize), healthQ: make(chan HealthEvent, o.Config.QueueSize),
 		cam: newCameraState(), fwiCache: map[string]*fwiState{}}
 	e.tz, _ = time.LoadLocation(o.Config.FireDanger.Timezone)
 	e.capTZ, _ = time.LoadLocation(o.Config.Notify.CAPTimezone)
 	e.hub = newHub(o.DB, o.Clock, o.Config.Notify, o.Config.Webhooks, o.Logger, o.Registerer)
+	if o.MQTT != nil {
+		if e.mq, err = newMQTTOutbox(ctx, o.DB, o.MQTT, o.Registerer); err != nil {
+			return nil, err
+		}
+		e.hub.mq = e.mq
+	}
 	e.caller = o.Caller
 	if e.caller == nil {
 		e.caller = EventCaller{Pub: e.hub}
@@ -252,9 +262,17 @@ func (e *Engine) DeviceHealth(ev HealthEvent) {
 	}
 }
 
-// Run evaluates queued inputs and steps the timers every RunEvery until ctx ends.
+// Run evaluates queued inputs, steps the timers every RunEvery and delivers the
+// MQTT outbox until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	if e.mq != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.mq.run(ctx, e.clk, e.cfg.RunEvery, e.log)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -439,26 +457,14 @@ func (e *Engine) Get(ctx context.Context, id int64) (AlertView, error) {
 // List returns alerts matching f, newest first.
 func (e *Engine) List(ctx context.Context, f Filter) ([]Alert, error) { return e.st.list(ctx, f) }
 
-// announce publishes an alert event on the hub and MQTT.
+// announce publishes an alert event on the hub and, through the MQTT outbox
+// (queued in the event's transaction), on MQTT.
 func (e *Engine) announce(typ string, a Alert) {
-	e.hub.Publish(typ, a)
-	if e.mqtt == nil {
+	if e.mq == nil {
+		e.hub.Publish(typ, a)
 		return
 	}
-	zone := a.Zone
-	if zone == "" {
-		zone = "unknown"
-	}
-	b, err := json.Marshal(struct {
-		Event string `json:"event"`
-		Alert
-	}{typ, a})
-	if err != nil {
-		return
-	}
-	if err := e.mqtt.Publish(e.cfg.Notify.MQTTPrefix+"/"+string(a.Severity)+"/"+zone, b); err != nil {
-		e.log.Warn("alerting: mqtt publish", "alert", a.ID, "err", err)
-	}
+	e.hub.publishAlert(typ, a, mqttTopic(e.cfg.Notify.MQTTPrefix, a))
 }
 
 // Close is a no-op kept for symmetry; the engine owns no goroutines outside Run.

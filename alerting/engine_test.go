@@ -54,15 +54,27 @@ func (c *recCaller) names() []string {
 	return out
 }
 
+// recMQTT records acknowledged publishes; the first fails publishes fail, as a
+// broker that is down would.
 type recMQTT struct {
-	mu     sync.Mutex
-	topics []string
+	mu       sync.Mutex
+	fails    int
+	attempts int
+	topics   []string
+	payloads [][]byte
 }
 
-func (m *recMQTT) Publish(topic string, _ []byte) error {
+var errBrokerDown = errors.New("broker down")
+
+func (m *recMQTT) PublishAlert(_ context.Context, topic string, payload []byte) error {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.attempts++
+	if m.attempts <= m.fails {
+		return errBrokerDown
+	}
 	m.topics = append(m.topics, topic)
-	m.mu.Unlock()
+	m.payloads = append(m.payloads, payload)
 	return nil
 }
 
@@ -188,6 +200,9 @@ func TestConcurrentRaisesMakeOneAlert(t *testing.T) {
 	}
 	if got := h.caller.names(); len(got) != 1 || got[0] != "Ranger Li" {
 		t.Errorf("calls = %v, want exactly one call to the village ranger", got)
+	}
+	if _, err := h.e.mq.deliver(context.Background(), h.clk.Now()); err != nil {
+		t.Fatal(err)
 	}
 	h.mqtt.mu.Lock()
 	defer h.mqtt.mu.Unlock()

@@ -20,13 +20,15 @@ import (
 
 // Hub is the gateway's event bus: every event is appended to a persisted log
 // (so SSE clients resume with Last-Event-ID across restarts), queued in the webhook
-// outbox in the same transaction (so no webhook is lost), and fanned out to live
-// SSE clients. It implements events.Publisher for registry, video and hotspot.
+// outbox and, for alert announcements, the MQTT outbox in the same transaction
+// (so neither is lost), and fanned out to live SSE clients. It implements
+// events.Publisher for registry, video and hotspot.
 type Hub struct {
 	db       *sql.DB
 	clk      clock.Clock
 	cfg      NotifyConfig
 	webhooks []WebhookConfig
+	mq       *mqttOutbox // nil without an MQTT publisher
 	log      *slog.Logger
 
 	mu      sync.Mutex // serialises append+fan-out so clients see ids in order
@@ -77,9 +79,19 @@ func newHub(db *sql.DB, clk clock.Clock, cfg NotifyConfig, hooks []WebhookConfig
 // a client whose buffer is full is dropped and counted (it resumes with
 // Last-Event-ID).
 func (h *Hub) Publish(typ string, data any) {
-	if _, err := h.publish(context.Background(), typ, data); err != nil {
+	if _, err := h.publish(context.Background(), typ, data, nil); err != nil {
 		h.publishErrs.Inc()
 		h.log.Error("alerting: publish event", "type", typ, "err", err)
+	}
+}
+
+// publishAlert is Publish for an alert announcement that also goes to MQTT:
+// the MQTT message is queued in the event's transaction. If that transaction
+// fails, the MQTT message is lost with the event (counted in publishErrs).
+func (h *Hub) publishAlert(typ string, a Alert, topic string) {
+	if _, err := h.publish(context.Background(), typ, a, &mqttMessage{topic: topic, alert: a}); err != nil {
+		h.publishErrs.Inc()
+		h.log.Error("alerting: publish event", "type", typ, "alert", a.ID, "err", err)
 	}
 }
 
@@ -95,7 +107,7 @@ func webhookWants(w WebhookConfig, typ string) bool {
 	return false
 }
 
-func (h *Hub) publish(ctx context.Context, typ string, data any) (events.Event, error) {
+func (h *Hub) publish(ctx context.Context, typ string, data any, mq *mqttMessage) (events.Event, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ev := events.Event{Type: typ, At: h.clk.Now(), Data: data}
@@ -103,6 +115,8 @@ func (h *Hub) publish(ctx context.Context, typ string, data any) (events.Event, 
 	if err != nil {
 		return ev, fmt.Errorf("alerting: event %s: %w", typ, err)
 	}
+	var mqDropped int64
+	queuedMQ := false
 	err = func() error {
 		tx, err := h.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -131,10 +145,22 @@ func (h *Hub) publish(ctx context.Context, typ string, data any) (events.Event, 
 				return err
 			}
 		}
-		return tx.Commit()
+		if mq != nil && h.mq != nil {
+			if mqDropped, err = h.mq.enqueue(ctx, tx, *mq, typ, ev.ID, ev.At); err != nil {
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		queuedMQ = mq != nil && h.mq != nil
+		return nil
 	}()
 	if err != nil {
 		err = fmt.Errorf("alerting: persist event %s: %w", typ, err)
+	}
+	if queuedMQ {
+		h.mq.committed(mqDropped)
 	}
 	for c := range h.clients {
 		if !c.wants(typ) {

@@ -65,6 +65,12 @@ var schema = []string{
 		event_type TEXT NOT NULL, body BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
 		next_at INTEGER NOT NULL, delivered_at INTEGER, dead INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')`,
 	`CREATE INDEX webhook_outbox_due ON webhook_outbox(delivered_at, dead, next_at)`,
+	// Alert messages for MQTT (mqttoutbox.go): a row lives until the broker has
+	// it, so unlike webhook_outbox there is no delivered/dead state to keep.
+	`CREATE TABLE mqtt_outbox (
+		id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL, event_id INTEGER NOT NULL,
+		topic TEXT NOT NULL, payload BLOB NOT NULL, created_at INTEGER NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')`,
 }
 
 func ms(t time.Time) int64 { return t.UTC().UnixMilli() }

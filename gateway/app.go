@@ -216,6 +216,17 @@ func (d *mqttOut) Publish(topic string, payload []byte) error {
 	return errors.New("no broker")
 }
 
+// PublishAlert serves alerting's MQTT outbox, which deletes a message on nil.
+// The embedded broker takes it synchronously (its PUBACK equivalent); through
+// an external broker, nil only means paho queued it: ingest.Consumer does not
+// expose the PUBACK token yet.
+func (d *mqttOut) PublishAlert(ctx context.Context, topic string, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return d.Publish(topic, payload)
+}
+
 // Run starts every component and serves until ctx ends, then shuts down in
 // order: stop intake, stop HTTP, let the writer finish its batch, close stores.
 func (a *App) Run(ctx context.Context) error {
