@@ -216,13 +216,15 @@ func (d *mqttOut) Publish(topic string, payload []byte) error {
 	return errors.New("no broker")
 }
 
-// PublishAlert serves alerting's MQTT outbox, which deletes a message on nil.
-// The embedded broker takes it synchronously (its PUBACK equivalent); through
-// an external broker, nil only means paho queued it: ingest.Consumer does not
-// expose the PUBACK token yet.
+// PublishAlert serves alerting's MQTT outbox, which deletes a message on nil:
+// the embedded broker takes it synchronously; through an external broker it
+// returns once the broker has acknowledged it (PUBACK).
 func (d *mqttOut) PublishAlert(ctx context.Context, topic string, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if d.b == nil && d.c != nil {
+		return d.c.PublishWait(ctx, topic, payload)
 	}
 	return d.Publish(topic, payload)
 }

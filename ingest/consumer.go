@@ -50,7 +50,7 @@ type Consumer struct {
 	opts   ConsumerOptions
 	p      *Pipeline
 	log    *slog.Logger
-	client paho.Client
+	client atomic.Pointer[paho.Client] // set by Run; read by Publish from other goroutines
 	queue  chan paho.Message
 
 	connected atomic.Bool
@@ -103,11 +103,33 @@ func (c *Consumer) Connected() bool { return c.connected.Load() }
 // Publish sends a gateway message (dead letters) at QoS 1 without waiting:
 // paho retries it across reconnects.
 func (c *Consumer) Publish(topic string, payload []byte) error {
-	if c.client == nil {
+	cl := c.client.Load()
+	if cl == nil {
 		return errors.New("ingest: consumer not connected")
 	}
-	c.client.Publish(topic, 1, false, payload)
+	(*cl).Publish(topic, 1, false, payload)
 	return nil
+}
+
+// PublishWait sends at QoS 1 and returns once the broker has acknowledged the
+// message (PUBACK), or with an error when ctx ends first or the publish fails.
+// Callers that delete a message from an outbox on success need this form: a
+// nil from Publish only means paho queued it in memory.
+func (c *Consumer) PublishWait(ctx context.Context, topic string, payload []byte) error {
+	cl := c.client.Load()
+	if cl == nil {
+		return errors.New("ingest: consumer not connected")
+	}
+	tok := (*cl).Publish(topic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("ingest: publish %s: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Run connects (retrying), consumes until ctx ends, then disconnects. Messages
@@ -152,8 +174,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.connected.Store(false)
 		c.log.Warn("mqtt connection lost; reconnecting", "broker", c.opts.URL, "err", err)
 	})
-	c.client = paho.NewClient(o)
-	tok := c.client.Connect()
+	cl := paho.NewClient(o)
+	c.client.Store(&cl)
+	tok := cl.Connect()
 	go func() {
 		tok.Wait()
 		if err := tok.Error(); err != nil {
@@ -162,7 +185,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 	c.work(ctx)
 	c.connected.Store(false)
-	c.client.Disconnect(250)
+	cl.Disconnect(250)
 	return nil
 }
 
