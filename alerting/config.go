@@ -11,7 +11,10 @@ package alerting
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -82,12 +85,58 @@ type IncidentConfig struct {
 	Types   []string      `yaml:"types"`    // alert type prefixes that are fire evidence
 }
 
-// EscalationConfig sets the 叫应 chain.
+// EscalationConfig sets the 叫应 chain. Deadlines are per severity; LevelDeadlines
+// optionally sets them per zone level too, because field practice gives the
+// people nearest the fire (grid, village) the shortest time to answer and the
+// county duty room more. A level or severity it leaves out keeps the severity's
+// deadline, so an unset map is the per-severity behaviour.
 type EscalationConfig struct {
-	MinSeverity      string        `yaml:"min_severity"`      // alerts at or above are called
-	CriticalDeadline time.Duration `yaml:"critical_deadline"` // time to acknowledge before the parent zone is called
-	MajorDeadline    time.Duration `yaml:"major_deadline"`
-	OtherDeadline    time.Duration `yaml:"other_deadline"` // for minor and below when min_severity allows them
+	MinSeverity      string                              `yaml:"min_severity"`      // alerts at or above are called
+	CriticalDeadline time.Duration                       `yaml:"critical_deadline"` // time to acknowledge before the parent zone is called
+	MajorDeadline    time.Duration                       `yaml:"major_deadline"`
+	OtherDeadline    time.Duration                       `yaml:"other_deadline"`  // for minor and below when min_severity allows them
+	LevelDeadlines   map[string]map[string]time.Duration `yaml:"level_deadlines"` // {grid|village|town|county: {severity: duration}}: time to acknowledge while that level is called; unset pairs keep the deadlines above (YAML only)
+}
+
+// zoneLevels are the levels the 叫应 chain walks, innermost first (geo's zone levels).
+func zoneLevels() []string { return []string{"grid", "village", "town", "county"} }
+
+// levelDeadlines checks LevelDeadlines and returns it keyed by lower-case level
+// and parsed severity, ready for lookup. Keys are case-insensitive like
+// min_severity; errors name the key, checked in sorted order so the same file
+// always reports the same first error.
+func (c EscalationConfig) levelDeadlines() (map[string]map[Severity]time.Duration, error) {
+	const key = "escalation.level_deadlines"
+	if len(c.LevelDeadlines) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]map[Severity]time.Duration, len(c.LevelDeadlines))
+	for _, level := range slices.Sorted(maps.Keys(c.LevelDeadlines)) {
+		lk := strings.ToLower(strings.TrimSpace(level))
+		if !slices.Contains(zoneLevels(), lk) {
+			return nil, fmt.Errorf("%s.%s: unknown zone level (want %s)", key, level, strings.Join(zoneLevels(), ", "))
+		}
+		if _, dup := out[lk]; dup {
+			return nil, fmt.Errorf("%s.%s: level given twice (keys are case-insensitive)", key, level)
+		}
+		bySev := make(map[Severity]time.Duration, len(c.LevelDeadlines[level]))
+		for _, sev := range slices.Sorted(maps.Keys(c.LevelDeadlines[level])) {
+			s, err := ParseSeverity(sev)
+			if err != nil {
+				return nil, fmt.Errorf("%s.%s.%s: %w", key, level, sev, err)
+			}
+			if _, dup := bySev[s]; dup {
+				return nil, fmt.Errorf("%s.%s.%s: severity given twice (keys are case-insensitive)", key, level, sev)
+			}
+			d := c.LevelDeadlines[level][sev]
+			if d <= 0 {
+				return nil, fmt.Errorf("%s.%s.%s: must be > 0", key, level, sev)
+			}
+			bySev[s] = d
+		}
+		out[lk] = bySev
+	}
+	return out, nil
 }
 
 // NotifyConfig tunes SSE, MQTT and CAP.
@@ -210,6 +259,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseSeverity(c.Escalation.MinSeverity); err != nil {
 		return fmt.Errorf("escalation.min_severity: %w", err)
+	}
+	if _, err := c.Escalation.levelDeadlines(); err != nil {
+		return err
 	}
 	if _, err := time.LoadLocation(c.FireDanger.Timezone); err != nil {
 		return fmt.Errorf("fire_danger.timezone: %w", err)

@@ -147,6 +147,9 @@ type Engine struct {
 	out    *outbox
 	tz     *time.Location
 	capTZ  *time.Location
+	// levelDeadlines is Escalation.LevelDeadlines normalised (lower-case level,
+	// parsed severity); nil when unset.
+	levelDeadlines map[string]map[Severity]time.Duration
 
 	queue    chan ingest.Reading
 	healthQ  chan HealthEvent
@@ -189,6 +192,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		cam: newCameraState(), fwiCache: map[string]*fwiState{}}
 	e.tz, _ = time.LoadLocation(o.Config.FireDanger.Timezone)
 	e.capTZ, _ = time.LoadLocation(o.Config.Notify.CAPTimezone)
+	e.levelDeadlines, _ = o.Config.Escalation.levelDeadlines() // checked by Validate
 	e.hub = newHub(o.DB, o.Clock, o.Config.Notify, o.Config.Webhooks, o.Logger, o.Registerer)
 	if o.MQTT != nil {
 		if e.mq, err = newMQTTOutbox(ctx, o.DB, o.MQTT, o.Registerer); err != nil {

@@ -20,14 +20,15 @@ import (
 
 var t0 = time.Date(2025, 4, 13, 2, 0, 0, 0, time.UTC) // 10:00 in Asia/Shanghai
 
-// fakeDir is a three-level zone tree: village v1 → town t1 → county c1.
+// fakeDir is a four-level zone tree: grid g1 → village v1 → town t1 → county c1.
 type fakeDir map[string][]Zone
 
 func testDir() fakeDir {
 	county := Zone{ID: "c1", Name: "青山县", Level: "county", Duty: []Contact{{Name: "County Duty", Phone: "+86-100", Role: "duty officer"}}}
 	town := Zone{ID: "t1", Name: "松林镇", Level: "town", Parent: "c1", Duty: []Contact{{Name: "Town Duty", Phone: "+86-200"}}}
 	village := Zone{ID: "v1", Name: "东坡村", Level: "village", Parent: "t1", Duty: []Contact{{Name: "Ranger Li", Phone: "+86-300", Role: "ranger"}}}
-	return fakeDir{"v1": {village, town, county}, "t1": {town, county}, "c1": {county}}
+	grid := Zone{ID: "g1", Name: "北坡网格", Level: "grid", Parent: "v1", Duty: []Contact{{Name: "Grid Wang", Phone: "+86-400", Role: "grid member"}}}
+	return fakeDir{"g1": {grid, village, town, county}, "v1": {village, town, county}, "t1": {town, county}, "c1": {county}}
 }
 
 func (d fakeDir) ZonePath(id string) []Zone { return d[id] }

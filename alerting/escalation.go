@@ -4,16 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
 // The 叫应 chain: an alert at or above escalation.min_severity is called to the
 // duty contacts of its innermost zone. If nobody acknowledges within the deadline
-// for its severity, the parent zone is called, and so on up to the county. The
-// timer (step, next_at) lives in SQLite, so a restarted gateway picks up exactly
-// where it was; RunDue advances every timer whose next_at has passed.
+// for the level of the zone called and the alert's severity, the parent zone is
+// called, and so on up to the county. The timer (step, next_at) lives in SQLite
+// with next_at already computed, so a restarted gateway picks up exactly where it
+// was, with the deadline that was armed; RunDue advances every timer whose
+// next_at has passed.
 
-func (e *Engine) deadline(s Severity) time.Duration {
+// deadline is the time the duty contacts of a zone at level have to acknowledge
+// an alert of severity s: escalation.level_deadlines when it names both, else
+// the severity's deadline.
+func (e *Engine) deadline(level string, s Severity) time.Duration {
+	if d, ok := e.levelDeadlines[strings.ToLower(level)][s]; ok {
+		return d
+	}
 	switch s {
 	case Critical:
 		return e.cfg.Escalation.CriticalDeadline
@@ -57,7 +66,8 @@ func (e *Engine) escalateFrom(ctx context.Context, a Alert, step int, now time.T
 		if step > 0 {
 			action = "escalated"
 		}
-		if err := audit(ctx, e.db, a.ID, now, action, "", fmt.Sprintf("step %d: %s %s (%s)", step, z.Level, z.Name, z.ID)); err != nil {
+		wait := e.deadline(z.Level, a.Severity)
+		if err := audit(ctx, e.db, a.ID, now, action, "", fmt.Sprintf("step %d: %s %s (%s), %s to acknowledge", step, z.Level, z.Name, z.ID, wait)); err != nil {
 			return err
 		}
 		for _, c := range z.Duty {
@@ -75,7 +85,7 @@ func (e *Engine) escalateFrom(ctx context.Context, a Alert, step int, now time.T
 			}
 		}
 		if _, err := e.db.ExecContext(ctx, `UPDATE escalation SET step = ?, next_at = ? WHERE alert_id = ? AND done = 0`,
-			step, ms(now.Add(e.deadline(a.Severity))), a.ID); err != nil {
+			step, ms(now.Add(wait)), a.ID); err != nil {
 			return fmt.Errorf("alerting: arm escalation: %w", err)
 		}
 		return nil
