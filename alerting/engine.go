@@ -428,7 +428,7 @@ func (e *Engine) Clear(ctx context.Context, id int64, user, note string) (Alert,
 
 func (e *Engine) clear(ctx context.Context, id int64, user, note string) (Alert, error) {
 	now := e.clk.Now()
-	a, err := e.st.clear(ctx, id, now, user, note)
+	a, closed, err := e.st.clear(ctx, id, now, user, note)
 	if err != nil {
 		return a, err
 	}
@@ -436,6 +436,9 @@ func (e *Engine) clear(ctx context.Context, id int64, user, note string) (Alert,
 		return a, err
 	}
 	e.announce("alert.cleared", a)
+	if closed != 0 {
+		e.publishIncident(ctx, "incident.closed", closed)
+	}
 	return a, nil
 }
 

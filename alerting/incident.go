@@ -11,16 +11,56 @@ import (
 
 // Incident groups alerts that are probably the same fire: evidence from
 // different sources (camera fix, smoke alarm, hotspot, station danger) within
-// incident.radius_m and incident.window of each other.
+// incident.radius_m and incident.window of each other. It closes when every
+// alert in it is cleared ("incident.closed"); a closed incident takes no new
+// alerts, so later evidence nearby opens a new one.
 type Incident struct {
-	ID       int64      `json:"id"`
-	OpenedAt time.Time  `json:"opened_at"`
-	LastAt   time.Time  `json:"last_at"`
-	Lat      float64    `json:"lat"`
-	Lon      float64    `json:"lon"`
-	Zone     string     `json:"zone,omitempty"`
-	Severity Severity   `json:"severity"`
-	Evidence []Evidence `json:"evidence"`
+	ID          int64      `json:"id"`
+	OpenedAt    time.Time  `json:"opened_at"`
+	LastAt      time.Time  `json:"last_at"`
+	Lat         float64    `json:"lat"`
+	Lon         float64    `json:"lon"`
+	Zone        string     `json:"zone,omitempty"`
+	Severity    Severity   `json:"severity"`
+	ClosedAt    *time.Time `json:"closed_at,omitempty"`    // absent while open
+	CloseReason string     `json:"close_reason,omitempty"` // IncidentAllCleared
+	Evidence    []Evidence `json:"evidence"`
+}
+
+// IncidentAllCleared is the close reason of an incident whose alerts were all
+// cleared. Acknowledged alerts keep their incident open: acked means someone
+// is on the way, not that the fire is out.
+const IncidentAllCleared = "all_cleared"
+
+// closeIfSettled closes incident id, inside the caller's transaction, when it
+// is open and none of its alerts is active, and returns id if it did (0
+// otherwise). The conditional update makes the close happen once, whichever
+// clear (or late join of a cleared alert) settles the incident.
+func closeIfSettled(ctx context.Context, x execer, id int64, at time.Time) (int64, error) {
+	if id == 0 {
+		return 0, nil
+	}
+	res, err := x.ExecContext(ctx, `UPDATE incident SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM incident_alert ia JOIN alert a ON a.id = ia.alert_id
+			WHERE ia.incident_id = incident.id AND a.cleared = 0)`, ms(at), IncidentAllCleared, id)
+	if err != nil {
+		return 0, fmt.Errorf("alerting: close incident %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, err
+	}
+	return id, nil
+}
+
+// publishIncident announces an incident lifecycle event with the incident as
+// stored (evidence included).
+func (e *Engine) publishIncident(ctx context.Context, typ string, id int64) {
+	inc, err := e.incident(ctx, id)
+	if err != nil {
+		e.log.Error("alerting: incident event", "type", typ, "incident", id, "err", err)
+		return
+	}
+	e.hub.Publish(typ, inc)
 }
 
 // Evidence is one alert in an incident.
@@ -41,10 +81,11 @@ func (e *Engine) isEvidence(typ string) bool {
 	return false
 }
 
-// joinIncident attaches a fire-evidence alert to the nearest recent incident,
-// opening one when the alert has a position and none is near. Alerts without a
-// position (zone-wide danger, an unfixed camera bearing) only join an incident
-// of the same zone.
+// joinIncident attaches a fire-evidence alert to the nearest recent open
+// incident, opening one when the alert has a position and none is near. Alerts
+// without a position (zone-wide danger, an unfixed camera bearing) only join an
+// incident of the same zone. An alert cleared between being raised and joining
+// settles the incident here, as its clear could not.
 func (e *Engine) joinIncident(ctx context.Context, a Alert, now time.Time) (int64, error) {
 	if !e.isEvidence(a.Type) {
 		return 0, nil
@@ -58,7 +99,8 @@ func (e *Engine) joinIncident(ctx context.Context, a Alert, now time.Time) (int6
 		return 0, fmt.Errorf("alerting: incident: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id, lat, lon, zone, severity FROM incident WHERE last_at >= ? ORDER BY last_at DESC LIMIT 500`,
+	rows, err := tx.QueryContext(ctx, `SELECT id, lat, lon, zone, severity FROM incident WHERE closed_at IS NULL AND last_at >= ?
+		ORDER BY last_at DESC LIMIT 500`,
 		ms(now.Add(-e.cfg.Incident.Window)))
 	if err != nil {
 		return 0, fmt.Errorf("alerting: incident: %w", err)
@@ -111,27 +153,41 @@ func (e *Engine) joinIncident(ctx context.Context, a Alert, now time.Time) (int6
 	if _, err := tx.ExecContext(ctx, `UPDATE alert SET incident_id = ? WHERE id = ?`, best, a.ID); err != nil {
 		return 0, fmt.Errorf("alerting: incident: %w", err)
 	}
+	closed, err := closeIfSettled(ctx, tx, best, now)
+	if err != nil {
+		return 0, err
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("alerting: incident: %w", err)
 	}
-	if inc, err := e.incident(ctx, best); err == nil {
-		e.hub.Publish(typ, inc)
+	e.publishIncident(ctx, typ, best)
+	if closed != 0 {
+		e.publishIncident(ctx, "incident.closed", closed)
 	}
 	return best, nil
 }
 
-func (e *Engine) incident(ctx context.Context, id int64) (Incident, error) {
+const incidentCols = `id, opened_at, last_at, lat, lon, zone, severity, closed_at, close_reason`
+
+func scanIncident(r rowScanner) (Incident, error) {
 	var in Incident
 	var opened, last int64
-	err := e.db.QueryRowContext(ctx, `SELECT id, opened_at, last_at, lat, lon, zone, severity FROM incident WHERE id = ?`, id).
-		Scan(&in.ID, &opened, &last, &in.Lat, &in.Lon, &in.Zone, &in.Severity)
+	var closed sql.NullInt64
+	if err := r.Scan(&in.ID, &opened, &last, &in.Lat, &in.Lon, &in.Zone, &in.Severity, &closed, &in.CloseReason); err != nil {
+		return in, err
+	}
+	in.OpenedAt, in.LastAt, in.ClosedAt = fromMS(opened), fromMS(last), nullMS(closed)
+	return in, nil
+}
+
+func (e *Engine) incident(ctx context.Context, id int64) (Incident, error) {
+	in, err := scanIncident(e.db.QueryRowContext(ctx, `SELECT `+incidentCols+` FROM incident WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, fmt.Errorf("incident %d: %w", id, ErrAlertNotFound)
 	}
 	if err != nil {
 		return in, fmt.Errorf("alerting: incident: %w", err)
 	}
-	in.OpenedAt, in.LastAt = fromMS(opened), fromMS(last)
 	ev, err := e.evidence(ctx, []int64{id})
 	in.Evidence = ev[id]
 	if in.Evidence == nil {
@@ -168,12 +224,13 @@ func (e *Engine) evidence(ctx context.Context, ids []int64) (map[int64][]Evidenc
 	return out, rows.Err()
 }
 
-// Incidents lists incidents whose last evidence is at or after since, newest first.
+// Incidents lists incidents, open and closed, whose last evidence is at or
+// after since, newest first.
 func (e *Engine) Incidents(ctx context.Context, since time.Time, limit int) ([]Incident, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 500
 	}
-	rows, err := e.db.QueryContext(ctx, `SELECT id, opened_at, last_at, lat, lon, zone, severity FROM incident WHERE last_at >= ?
+	rows, err := e.db.QueryContext(ctx, `SELECT `+incidentCols+` FROM incident WHERE last_at >= ?
 		ORDER BY last_at DESC, id DESC LIMIT ?`, ms(since), limit)
 	if err != nil {
 		return nil, fmt.Errorf("alerting: incidents: %w", err)
@@ -181,13 +238,11 @@ func (e *Engine) Incidents(ctx context.Context, since time.Time, limit int) ([]I
 	out := []Incident{}
 	var ids []int64
 	for rows.Next() {
-		var in Incident
-		var opened, last int64
-		if err := rows.Scan(&in.ID, &opened, &last, &in.Lat, &in.Lon, &in.Zone, &in.Severity); err != nil {
+		in, err := scanIncident(rows)
+		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("alerting: incidents: %w", err)
 		}
-		in.OpenedAt, in.LastAt = fromMS(opened), fromMS(last)
 		out = append(out, in)
 		ids = append(ids, in.ID)
 	}

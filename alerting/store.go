@@ -71,6 +71,20 @@ var schema = []string{
 		id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL, event_id INTEGER NOT NULL,
 		topic TEXT NOT NULL, payload BLOB NOT NULL, created_at INTEGER NOT NULL,
 		attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')`,
+	// Incidents close once every alert in them is cleared (incident.go); a
+	// closed incident takes no new alerts, so joining searches the open ones.
+	`ALTER TABLE incident ADD COLUMN closed_at INTEGER`,
+	`ALTER TABLE incident ADD COLUMN close_reason TEXT NOT NULL DEFAULT ''`,
+	// Incidents whose alerts were all cleared before closing existed close at
+	// their last clear, without an event (they are history). The reason is
+	// IncidentAllCleared spelled out: an applied step must never change.
+	`UPDATE incident SET close_reason = 'all_cleared',
+		closed_at = COALESCE((SELECT MAX(a.cleared_at) FROM incident_alert ia JOIN alert a ON a.id = ia.alert_id
+			WHERE ia.incident_id = incident.id), last_at)
+		WHERE EXISTS (SELECT 1 FROM incident_alert ia WHERE ia.incident_id = incident.id)
+		AND NOT EXISTS (SELECT 1 FROM incident_alert ia JOIN alert a ON a.id = ia.alert_id
+			WHERE ia.incident_id = incident.id AND a.cleared = 0)`,
+	`CREATE INDEX incident_open ON incident(last_at) WHERE closed_at IS NULL`,
 }
 
 func ms(t time.Time) int64 { return t.UTC().UnixMilli() }
@@ -221,16 +235,27 @@ func (s *alertStore) active(ctx context.Context, source, typ string) (Alert, boo
 // ack acknowledges an alert (active or cleared) once.
 func (s *alertStore) ack(ctx context.Context, id int64, at time.Time, user, note string) (Alert, error) {
 	return s.step(ctx, id, at, user, note, "acked",
-		`UPDATE alert SET acked = 1, acked_at = ?, acked_by = ? WHERE id = ? AND acked = 0`)
+		`UPDATE alert SET acked = 1, acked_at = ?, acked_by = ? WHERE id = ? AND acked = 0`, nil)
 }
 
-// clear clears an active alert once.
-func (s *alertStore) clear(ctx context.Context, id int64, at time.Time, user, note string) (Alert, error) {
-	return s.step(ctx, id, at, user, note, "cleared",
-		`UPDATE alert SET cleared = 1, cleared_at = ?, cleared_by = ? WHERE id = ? AND cleared = 0`)
+// clear clears an active alert once. When that leaves the alert's incident
+// without an active alert, the incident is closed in the same transaction and
+// its id returned (0 otherwise): the clear and the close cannot come apart,
+// and only the clear that settles the incident closes it.
+func (s *alertStore) clear(ctx context.Context, id int64, at time.Time, user, note string) (Alert, int64, error) {
+	var closed int64
+	a, err := s.step(ctx, id, at, user, note, "cleared",
+		`UPDATE alert SET cleared = 1, cleared_at = ?, cleared_by = ? WHERE id = ? AND cleared = 0`,
+		func(tx *sql.Tx, a Alert) (err error) {
+			closed, err = closeIfSettled(ctx, tx, a.Incident, at)
+			return err
+		})
+	return a, closed, err
 }
 
-func (s *alertStore) step(ctx context.Context, id int64, at time.Time, user, note, action, q string) (Alert, error) {
+// step applies one lifecycle step (the update q) with its audit entry; then,
+// when non-nil, runs in the same transaction with the updated alert.
+func (s *alertStore) step(ctx context.Context, id int64, at time.Time, user, note, action, q string, then func(*sql.Tx, Alert) error) (Alert, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
@@ -260,6 +285,11 @@ func (s *alertStore) step(ctx context.Context, id int64, at time.Time, user, not
 	a, err := scanAlert(tx.QueryRowContext(ctx, `SELECT `+alertCols+` FROM alert WHERE id = ?`, id))
 	if err != nil {
 		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
+	}
+	if then != nil {
+		if err := then(tx, a); err != nil {
+			return Alert{}, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
