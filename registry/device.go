@@ -2,8 +2,10 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -146,8 +148,10 @@ func (in Input) Device(defInterval time.Duration) (Device, error) {
 		return bad("zone", "zone/forest up to 128, firmware up to 64, rtsp_url up to 1024 bytes")
 	}
 	d.Lat, d.Lon = *in.Lat, *in.Lon
-	if d.RTSPURL != "" && !strings.HasPrefix(d.RTSPURL, "rtsp://") && !strings.HasPrefix(d.RTSPURL, "rtsps://") {
-		return bad("rtsp_url", "must start with rtsp:// or rtsps://")
+	if d.RTSPURL != "" {
+		if err := checkRTSPURL(d.RTSPURL); err != nil {
+			return bad("rtsp_url", "%v", err)
+		}
 	}
 	if in.PanDeg != nil {
 		if p := *in.PanDeg; math.IsNaN(p) || p < 0 || p >= 360 {
@@ -209,4 +213,30 @@ func parseInterval(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%v: want %v..%v", d, minInterval, maxInterval)
 	}
 	return d, nil
+}
+
+// checkRTSPURL accepts what the video relay can pull: an rtsp:// or rtsps://
+// URL with a host. The URL may carry credentials, so errors never repeat it.
+func checkRTSPURL(raw string) error {
+	const want = "want rtsp://[user:pass@]host[:port]/path (or rtsps://)"
+	if strings.ContainsAny(raw, " \t\r\n") {
+		return fmt.Errorf("contains white space; %s", want)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL
+		}
+		return fmt.Errorf("not a URL (%v); %s", err, want)
+	}
+	switch {
+	case u.Scheme != "rtsp" && u.Scheme != "rtsps":
+		return fmt.Errorf("scheme %q; %s", u.Scheme, want)
+	case !strings.HasPrefix(raw, u.Scheme+":"): // ffmpeg matches protocol names case-sensitively
+		return fmt.Errorf("scheme must be lower case; %s", want)
+	case u.Opaque != "" || u.Hostname() == "":
+		return fmt.Errorf("no host; %s", want)
+	}
+	return nil
 }

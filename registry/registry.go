@@ -96,8 +96,10 @@ type Registry struct {
 	sink    func(HealthEvent)
 
 	// wmu serialises SQL writers (CRUD and flush), so a flush can never
-	// resurrect a device that a concurrent Delete removed.
-	wmu sync.Mutex
+	// resurrect a device that a concurrent Delete removed. It also guards
+	// watchers and orders their calls (see Watch).
+	wmu      sync.Mutex
+	watchers []func(Change)
 
 	// start is when this registry was opened: the restart grace measures a
 	// device's silence from max(last seen, start), see RunDue.
@@ -396,8 +398,10 @@ func (g *Registry) Create(ctx context.Context, d Device) error {
 	if err := insertDevice(ctx, g.db, d, g.clk.Now()); err != nil {
 		return err
 	}
-	g.put(&entry{d: stripHealth(d), state: StateNever})
+	e := &entry{d: stripHealth(d), state: StateNever}
+	g.put(e)
 	g.updateGauges()
+	g.announceEntryLocked(ChangeCreated, e)
 	return nil
 }
 
@@ -445,6 +449,7 @@ func (g *Registry) replace(ctx context.Context, e *entry, d Device) error {
 	e.d = stripHealth(d)
 	e.mu.Unlock()
 	g.updateGauges()
+	g.announceEntryLocked(ChangeUpdated, e)
 	return nil
 }
 
@@ -469,8 +474,10 @@ func (g *Registry) upsertLocked(ctx context.Context, d Device) error {
 	if err := insertDevice(ctx, g.db, d, g.clk.Now()); err != nil {
 		return err
 	}
-	g.put(&entry{d: stripHealth(d), state: StateNever})
+	e = &entry{d: stripHealth(d), state: StateNever}
+	g.put(e)
 	g.updateGauges()
+	g.announceEntryLocked(ChangeCreated, e)
 	return nil
 }
 
@@ -491,6 +498,7 @@ func (g *Registry) Delete(ctx context.Context, id string) error {
 	}
 	g.mu.Unlock()
 	g.updateGauges()
+	g.announceEntryLocked(ChangeDeleted, e)
 	return nil
 }
 
