@@ -140,6 +140,8 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		return a, err
 	}
 	a.closers = append(a.closers, a.video.Close)
+	// Cameras with an rtsp_url in the registry are pulled over RTSP, now and after every edit.
+	a.devices.Watch(followRegistry(a.video, log.With("component", "video")))
 	// --- security ---
 	if err = a.setupSecurity(ctx); err != nil {
 		return a, err

@@ -133,9 +133,8 @@ func (c Config) Validate() error {
 		case s.RTSP != "" && s.RTPPort != 0:
 			return fmt.Errorf("%s: set rtsp or rtp_port, not both", key)
 		case s.RTSP != "":
-			u, err := url.Parse(s.RTSP)
-			if err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
-				return fmt.Errorf("%s.rtsp: want rtsp://host[:port]/path", key)
+			if err := checkRTSPURL(s.RTSP); err != nil {
+				return fmt.Errorf("%s.rtsp: %v", key, err)
 			}
 		case s.RTPPort < 1 || s.RTPPort > 65535:
 			return fmt.Errorf("%s: set rtsp (URL) or rtp_port (1..65535)", key)

@@ -39,6 +39,11 @@ var (
 	ErrBadOffer = fmt.Errorf("video: bad SDP offer: %w", errs.ErrInvalid)
 	// ErrClosed: the manager is shutting down.
 	ErrClosed = fmt.Errorf("video: manager closed: %w", errs.ErrUnavailable)
+	// ErrBadSource: an RTSP URL handed to SetCameraRTSP is not rtsp(s)://host/….
+	ErrBadSource = fmt.Errorf("video: bad RTSP source: %w", errs.ErrInvalid)
+	// ErrSourceReplaced: the camera's source changed while the request was being
+	// answered (the registry edited its rtsp_url); the client should try again.
+	ErrSourceReplaced = fmt.Errorf("video: camera source replaced, try again: %w", errs.ErrUnavailable)
 )
 
 // CameraDirectory tells the relay which ids are cameras; the device registry adapts to it,
@@ -57,6 +62,12 @@ const (
 	StateStarting = "starting" // ffmpeg started / waiting for the first packet
 	StateUp       = "up"       // packets are flowing
 	StateDown     = "down"     // the source was up and went away, or failed
+)
+
+// Where an RTP/RTSP source is defined (StreamStats.Origin); WHIP streams have none.
+const (
+	OriginConfig   = "config"   // an entry of video.sources
+	OriginRegistry = "registry" // the camera's rtsp_url in the device registry (SetCameraRTSP)
 )
 
 // Event types published on the events.Publisher.
@@ -107,6 +118,9 @@ type Manager struct {
 	streams  map[string]*stream
 	total    int // reserved viewer slots across all cameras
 	sessions map[string]*viewer
+	// shadowed is the registry rtsp_url of each camera whose video.sources entry
+	// wins over it, so the choice is logged once per URL, not per registry edit.
+	shadowed map[string]string
 }
 
 // NewManager builds the relay, binds configured RTP ports and starts its background
@@ -132,7 +146,8 @@ func NewManager(cfg Config, cams CameraDirectory, pub events.Publisher, reg prom
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, cams: cams, pub: pub, log: log.With("component", "video"), clock: clock.Real{},
-		tick: 200 * time.Millisecond, met: met, csp: viewerCSP(), streams: map[string]*stream{}, sessions: map[string]*viewer{}}
+		tick: 200 * time.Millisecond, met: met, csp: viewerCSP(), streams: map[string]*stream{}, sessions: map[string]*viewer{},
+		shadowed: map[string]string{}}
 	for _, o := range opts {
 		o(m)
 	}
@@ -166,34 +181,15 @@ func NewManager(cfg Config, cams CameraDirectory, pub events.Publisher, reg prom
 	if p, err := exec.LookPath(cfg.FFmpegPath); err == nil {
 		m.ffmpeg = p
 	}
+	m.mu.Lock()
 	for _, src := range cfg.Sources {
-		st := newStream(m, src.Camera)
-		st.src = src
-		bind := cfg.RTPBindIP
-		if cfg.LoopbackOnly || src.RTSP != "" {
-			bind = "127.0.0.1" // ffmpeg writes to us on loopback
-		}
-		port := src.RTPPort
-		if src.RTSP != "" {
-			st.kind = KindRTSP
-			port = 0
-			if m.ffmpeg == "" {
-				m.log.Warn("RTSP camera configured but ffmpeg is missing", "camera", src.Camera, "ffmpeg_path", cfg.FFmpegPath)
-			}
-		} else {
-			st.kind = KindRTP
-		}
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(bind), Port: port})
-		if err != nil {
+		if _, err := m.addSourceLocked(src, OriginConfig); err != nil {
+			m.mu.Unlock()
 			m.closeAll()
-			return nil, fmt.Errorf("video: sources %s: listen udp %s:%d: %w", src.Camera, bind, port, err)
+			return nil, fmt.Errorf("video: sources %s: %w", src.Camera, err)
 		}
-		_ = conn.SetReadBuffer(1 << 20)
-		st.udp = conn
-		m.streams[src.Camera] = st
-		m.wg.Add(1)
-		go func() { defer m.wg.Done(); st.readUDP(conn) }()
 	}
+	m.mu.Unlock()
 	m.startWriters(runtime.GOMAXPROCS(0), batch)
 	m.wg.Add(1)
 	go m.loop()
@@ -301,10 +297,48 @@ func (m *Manager) closeMux() {
 	}
 }
 
+// addSourceLocked creates the stream of a configured or registry-defined
+// RTP/RTSP source, binds its UDP port and starts reading it. Caller holds mu
+// and has checked that the manager is not closed.
+func (m *Manager) addSourceLocked(src Source, origin string) (*stream, error) {
+	st := newStream(m, src.Camera)
+	st.src, st.origin = src, origin
+	bind := m.cfg.RTPBindIP
+	if m.cfg.LoopbackOnly || src.RTSP != "" {
+		bind = "127.0.0.1" // ffmpeg writes to us on loopback
+	}
+	port := src.RTPPort
+	if src.RTSP != "" {
+		st.kind = KindRTSP
+		port = 0
+		if m.ffmpeg == "" {
+			m.log.Warn("RTSP camera configured but ffmpeg is missing", "camera", src.Camera, "origin", origin,
+				"ffmpeg_path", m.cfg.FFmpegPath)
+		}
+	} else {
+		st.kind = KindRTP
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(bind), Port: port})
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s:%d: %w", bind, port, err)
+	}
+	_ = conn.SetReadBuffer(1 << 20)
+	st.udp = conn
+	m.streams[src.Camera] = st
+	m.wg.Add(1) // under mu and before closed: never races Close's Wait
+	go func() { defer m.wg.Done(); st.readUDP(conn) }()
+	return st, nil
+}
+
 // stream returns the camera's stream, creating a WHIP-fed one for a known camera.
 func (m *Manager) stream(camera string) (*stream, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.streamLocked(camera)
+}
+
+// streamLocked is stream with mu held.
+func (m *Manager) streamLocked(camera string) (*stream, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
@@ -323,8 +357,9 @@ func (m *Manager) stream(camera string) (*stream, error) {
 // StreamStats is one row of GET /api/v1/streams.
 type StreamStats struct {
 	Camera            string    `json:"camera"`
-	Source            string    `json:"source"` // whip, rtp, rtsp
-	State             string    `json:"state"`  // idle, starting, up, down
+	Source            string    `json:"source"`           // whip, rtp, rtsp
+	Origin            string    `json:"origin,omitempty"` // rtp/rtsp: config (video.sources) or registry (rtsp_url)
+	State             string    `json:"state"`            // idle, starting, up, down
 	Since             time.Time `json:"since"`
 	Viewers           int       `json:"viewers"`
 	BitrateBPS        float64   `json:"bitrate_bps"`

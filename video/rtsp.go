@@ -47,7 +47,9 @@ func (st *stream) wantFFmpegLocked(now time.Time) bool {
 // returns event callbacks to run after the lock is released.
 func (st *stream) superviseLocked(now time.Time) []func() {
 	m := st.m
-	want := st.wantFFmpegLocked(now) && !m.closed
+	// A retired stream (replaced or removed by a registry edit) never starts
+	// ffmpeg again, even if RunDue picked it up just before it was retired.
+	want := st.wantFFmpegLocked(now) && !m.closed && !st.retired
 	switch {
 	case want && !st.ff.running && m.ffmpeg == "":
 		st.lastErr = ErrFFmpegMissing.Error()

@@ -39,21 +39,21 @@ type viewer struct {
 // addViewer reserves a slot, answers the WHEP offer and returns the session id and
 // SDP answer. The viewer joins the fan-out only when its transport is connected.
 func (m *Manager) addViewer(ctx context.Context, camera, offer string) (string, string, error) {
-	st, err := m.stream(camera)
+	// Look the stream up and reserve the slot under one lock, so a registry edit
+	// that replaces the stream cannot leave this viewer on the retired one. The
+	// slot comes first: the limits hold even while handshakes are in flight.
+	m.mu.Lock()
+	st, err := m.streamLocked(camera)
 	if err != nil {
+		m.mu.Unlock()
 		return "", "", err
 	}
 	if st.kind == KindRTSP && m.ffmpeg == "" {
+		m.mu.Unlock()
 		return "", "", ErrFFmpegMissing
 	}
 	v := &viewer{id: newSessionID(), st: st, created: m.clock.Now(), q: make(chan relayPacket, m.cfg.ViewerQueue), done: make(chan struct{})}
-
-	// reserve the slot first: the limits hold even while handshakes are in flight
-	m.mu.Lock()
 	switch {
-	case m.closed:
-		m.mu.Unlock()
-		return "", "", ErrClosed
 	case len(st.viewers) >= m.cfg.MaxViewersPerCamera:
 		m.mu.Unlock()
 		m.met.rejected.WithLabelValues("camera_limit").Inc()
@@ -121,7 +121,10 @@ func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (st
 		m.mu.Unlock()
 		return "", ErrClosed
 	}
-	if st := v.st; st.viewers[v.id] != v {
+	if st := v.st; st.retired {
+		m.mu.Unlock() // the camera's source was replaced while answering
+		return "", ErrSourceReplaced
+	} else if st.viewers[v.id] != v {
 		m.mu.Unlock() // removed while answering (connection failed, DELETE)
 		return "", ErrUnknownSession
 	}
@@ -293,6 +296,10 @@ func (m *Manager) addPublisher(ctx context.Context, camera, offer string) (strin
 	if m.closed {
 		m.mu.Unlock()
 		return fail(ErrClosed)
+	}
+	if st.retired { // the registry gave the camera an RTSP source, or removed it
+		m.mu.Unlock()
+		return fail(ErrSourceReplaced)
 	}
 	old := st.pubPC
 	st.pubPC, st.pubID, st.askKey = pc, id, nil

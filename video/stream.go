@@ -25,6 +25,7 @@ type stream struct {
 	m      *Manager
 	camera string
 	kind   string
+	origin string // OriginConfig or OriginRegistry for rtp/rtsp; "" for whip
 	src    Source
 	udp    *net.UDPConn // RTP ingest or ffmpeg's target
 
@@ -56,6 +57,7 @@ type stream struct {
 	askKey     func() // sends a keyframe request to the source; nil when it has no return channel
 	ff         ffmpegState
 	sender     netip.AddrPort // the latched RTP sender (readUDP), for stats
+	retired    bool           // replaced or removed (registry edit): no longer in Manager.streams
 }
 
 func newStream(m *Manager, camera string) *stream {
@@ -315,7 +317,7 @@ func (st *stream) runDue(now time.Time) {
 
 func (st *stream) statsLocked() StreamStats {
 	s := StreamStats{
-		Camera: st.camera, Source: st.kind, State: st.state, Since: st.since,
+		Camera: st.camera, Source: st.kind, Origin: st.origin, State: st.state, Since: st.since,
 		Viewers: len(*st.active.Load()), BitrateBPS: st.bitrate,
 		Packets: st.packets.Load(), Bytes: st.bytes.Load(), Drops: st.drops.Load(),
 		KeyframeRequests: st.pliCount.Load(), LastError: st.lastErr,
