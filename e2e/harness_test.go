@@ -46,26 +46,9 @@ type gateway struct {
 	t        testing.TB
 	cmd      *exec.Cmd
 	env      []string
-	log      *syncBuffer
+	log      *testenv.SyncBuffer
 	HTTPAddr string
 	MQTTAddr string // embedded broker, when used
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startGateway runs `gateway serve` with a fresh data dir, free ports, the given
@@ -74,7 +57,7 @@ func (s *syncBuffer) String() string {
 // about the data path. Unknown devices auto-register so any id flows.
 func startGateway(t testing.TB, influx *testenv.Influx, mqttURL string, extraEnv ...string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, log: &syncBuffer{},
+	g := &gateway{t: t, log: &testenv.SyncBuffer{},
 		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	env := []string{
 		"LOOKOUT_DATA_DIR=" + t.TempDir(),

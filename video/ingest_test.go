@@ -1,11 +1,8 @@
 package video
 
 import (
-	"bytes"
-	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,27 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lookoutfire/lookout/clock"
+	"github.com/lookoutfire/lookout/internal/testenv"
 )
-
-// syncBuffer is a log sink the read goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
 
 // rtpIngest is a Manager on a fake clock with one RTP source on a real loopback port
 // and a fake viewer that records what the relay passes on.
@@ -43,7 +21,7 @@ type rtpIngest struct {
 	st   *stream
 	v    *viewer
 	fc   *clock.Fake
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	to   *net.UDPAddr
 }
 
@@ -58,13 +36,7 @@ func newRTPIngest(t *testing.T) *rtpIngest {
 	cfg := DefaultConfig()
 	cfg.Sources = []Source{{Camera: "cam", RTPPort: port}}
 	fc := clock.NewFake(time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	m, err := NewManager(cfg, allCams{}, nil, prometheus.NewRegistry(), log, WithClock(fc), WithTickInterval(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m, logs := newLoggedManager(t, cfg, fc)
 	st := m.streams["cam"]
 	return &rtpIngest{m: m, st: st, v: addFakeViewer(m, st, "v", 1024), fc: fc, logs: logs,
 		to: st.udp.LocalAddr().(*net.UDPAddr)}
@@ -221,7 +193,7 @@ func TestRTPIngestForeignLogRateLimited(t *testing.T) {
 		}
 		foreign += 20
 		g.waitCounts(t, g.st.packets.Load(), foreign)
-		if got := g.logs.count(line); got != want {
+		if got := g.logs.Count(line); got != want {
 			t.Fatalf("round %d: %d log lines about foreign packets, want %d", i, got, want)
 		}
 	}

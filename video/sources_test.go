@@ -2,14 +2,11 @@ package video
 
 import (
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookoutfire/lookout/clock"
 	"github.com/lookoutfire/lookout/errs"
@@ -65,13 +62,7 @@ func TestRegistryRTSPSource(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.FFmpegPath = bin
 	cfg.Sources = []Source{{Camera: "cam-cfg", RTSP: urlCfg}}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	m, err := NewManager(cfg, allCams{}, nil, prometheus.NewRegistry(), log, WithClock(fc), WithTickInterval(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m, logs := newLoggedManager(t, cfg, fc)
 	stats := func(cam string) (StreamStats, bool) { return m.StreamStats(cam) }
 
 	// Added: idle, nothing pulled until someone watches.
@@ -131,7 +122,7 @@ func TestRegistryRTSPSource(t *testing.T) {
 	}
 
 	// A bad URL is refused and changes nothing.
-	err = m.SetCameraRTSP("cam", "http://127.0.0.1/x")
+	err := m.SetCameraRTSP("cam", "http://127.0.0.1/x")
 	if !errors.Is(err, ErrBadSource) || !errors.Is(err, errs.ErrInvalid) {
 		t.Fatalf("http URL: err = %v, want ErrBadSource", err)
 	}
@@ -179,7 +170,7 @@ func TestRegistryRTSPSource(t *testing.T) {
 	if s, ok := stats("cam-cfg"); !ok || s.RTSP != urlCfg || s.Origin != OriginConfig {
 		t.Fatalf("configured camera: %+v (listed %v), want its video.sources URL", s, ok)
 	}
-	if n := logs.count("using video.sources"); n != 1 {
+	if n := logs.Count("using video.sources"); n != 1 {
 		t.Fatalf("config-wins logged %d times, want 1:\n%s", n, logs)
 	}
 	if strings.Contains(logs.String(), "pw@") {

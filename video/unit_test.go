@@ -2,14 +2,17 @@ package video
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookoutfire/lookout/clock"
+	"github.com/lookoutfire/lookout/internal/testenv"
 )
 
 type allCams struct{}
@@ -113,12 +116,21 @@ func TestRedactURL(t *testing.T) {
 // newUnitManager builds a Manager on a fake clock without its background loop ticking.
 func newUnitManager(t *testing.T, cfg Config, fc *clock.Fake) *Manager {
 	t.Helper()
-	m, err := NewManager(cfg, allCams{}, nil, nil, nil, WithClock(fc), WithTickInterval(time.Hour))
+	m, _ := newLoggedManager(t, cfg, fc)
+	return m
+}
+
+// newLoggedManager is newUnitManager that also returns what the manager logs.
+func newLoggedManager(t *testing.T, cfg Config, fc *clock.Fake) (*Manager, *testenv.SyncBuffer) {
+	t.Helper()
+	logs := &testenv.SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	m, err := NewManager(cfg, allCams{}, nil, prometheus.NewRegistry(), log, WithClock(fc), WithTickInterval(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return m, logs
 }
 
 // addFakeViewer puts a viewer with a queue but no peer connection into the fan-out.
