@@ -411,13 +411,9 @@ func checkMultiPolygon(mp orb.MultiPolygon, crs string) (orb.MultiPolygon, error
 			nr[len(nr)-1] = nr[0] // keep closed exactly after conversion
 			out[pi][ri] = nr
 		}
-		where := ""
-		if len(mp) > 1 {
-			where = fmt.Sprintf("polygon %d", pi+1)
-		}
-		if err := checkPolygon(out[pi], where); err != nil {
-			return nil, err
-		}
+	}
+	if err := checkAreas(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -72,6 +72,10 @@ func TestBadLayers(t *testing.T) {
 			[]string{`id "sp"`, "outer ring doubles back on itself at [107.05 31.2]"}},
 		{"second polygon crossing itself", LayerForests, coll(`{"type":"Feature","id":"mp","geometry":{"type":"MultiPolygon","coordinates":[` + sq + `,[[[108,31],[108.1,31.1],[108.1,31],[108,31.1],[108,31]]]]}}`),
 			[]string{`id "mp"`, "polygon 2 outer ring crosses itself"}},
+		{"polygon inside another polygon", LayerForests, coll(`{"type":"Feature","id":"pp","geometry":{"type":"MultiPolygon","coordinates":[` + sq + `,[[[107.02,31.02],[107.05,31.02],[107.05,31.05],[107.02,31.02]]]]}}`),
+			[]string{`id "pp"`, "polygon 2 lies inside polygon 1"}},
+		{"polygons overlapping", LayerForests, coll(`{"type":"Feature","id":"po","geometry":{"type":"MultiPolygon","coordinates":[` + sq + `,[[[107.05,31.05],[107.2,31.05],[107.2,31.2],[107.05,31.2],[107.05,31.05]]]]}}`),
+			[]string{`id "po"`, "crosses", "polygon 1 outer ring", "polygon 2 outer ring"}},
 		{"mask point without radius", LayerMasks, coll(`{"type":"Feature","id":"m","geometry":{"type":"Point","coordinates":[107,31]}}`), []string{`id "m"`, "radius_m"}},
 	}
 	for _, c := range cases {
@@ -118,19 +122,27 @@ func TestBadLayers(t *testing.T) {
 // TestValidPolygonsAccepted: what the validity check must not refuse —
 // shapes forest inventories really contain.
 func TestValidPolygonsAccepted(t *testing.T) {
-	cases := map[string]string{
+	cases := map[string]string{ // Polygon coordinates, or a whole geometry
 		// a hole meeting the shell at one vertex
 		"hole touching the shell": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107,31],[107.05,31.02],[107.02,31.05],[107,31]]]`,
 		// the same position twice in a row, and three positions on a line
 		"repeated and collinear positions": `[[[107,31],[107.05,31],[107.05,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]]`,
 		// two holes side by side, touching each other at a vertex
 		"holes touching": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.05,31.05],[107.02,31.08],[107.02,31.02]],[[107.05,31.05],[107.08,31.02],[107.08,31.08],[107.05,31.05]]]`,
+		// an island in a lake: polygon 2 inside polygon 1's hole
+		"island in a hole": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]],[[[107.04,31.04],[107.06,31.04],[107.06,31.06],[107.04,31.04]]]]}`,
+		// two polygons of one MultiPolygon sharing a stretch of border, as DataV county outlines do
+		"polygons sharing a border": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]],[[[107.1,31.02],[107.2,31.02],[107.2,31.08],[107.1,31.08],[107.1,31.02]]]]}`,
 		// a ring touching itself at a vertex (the ESRI form of a hole on the edge)
 		"ring touching itself": `[[[107,31],[107.1,31],[107.1,31.1],[107.05,31.1],[107.07,31.05],[107.03,31.05],[107.05,31.1],[107,31.1],[107,31]]]`,
 	}
 	for name, coords := range cases {
 		t.Run(name, func(t *testing.T) {
-			body := `{"type":"FeatureCollection","features":[{"type":"Feature","id":"ok","geometry":{"type":"Polygon","coordinates":` + coords + `}}]}`
+			geom := `{"type":"Polygon","coordinates":` + coords + `}`
+			if strings.HasPrefix(coords, "{") { // a whole geometry
+				geom = coords
+			}
+			body := `{"type":"FeatureCollection","features":[{"type":"Feature","id":"ok","geometry":` + geom + `}]}`
 			if err := mustLayers(t, DefaultConfig()).Replace(LayerForests, []byte(body), ""); err != nil {
 				t.Fatalf("refused: %v", err)
 			}

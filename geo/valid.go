@@ -16,9 +16,11 @@ import (
 // hotspot in that area would be tagged by accident. Layers are refused when a
 // polygon's rings cross or overlap one another or themselves, when a ring
 // doubles back on itself (a spike of zero width), when a hole lies outside its
-// shell, or when a hole lies inside another hole. Rings may touch at a point
-// (a hole meeting the shell at a vertex is common in forest inventories), and
-// repeated consecutive positions are allowed.
+// shell, when a hole lies inside another hole, or when polygons of one
+// MultiPolygon cross or lie inside one another. Rings may touch at a point (a
+// hole meeting the shell at a vertex is common in forest inventories),
+// polygons of one MultiPolygon may share stretches of border (administrative
+// outlines do), and repeated consecutive positions are allowed.
 //
 // The crossing test buckets the polygon's edges in a uniform grid of cells
 // about twice the mean edge long and compares only edges that share a cell
@@ -104,6 +106,9 @@ func crossError(o, e *vedge, ringName func(int32) string) error {
 		}
 		return fmt.Errorf("%s crosses %s near %v", ringName(e.ring), ringName(o.ring), meet(o.a, o.b, e.a, e.b))
 	case crossOverlap:
+		if o.poly != e.poly {
+			return nil // neighbouring polygons of one MultiPolygon sharing a border (DataV outlines do)
+		}
 		if o.ring == e.ring && adjacent(o, e) {
 			return fmt.Errorf("%s doubles back on itself at %v", ringName(e.ring), sharedEnd(o, e))
 		}
@@ -120,58 +125,104 @@ type vedge struct {
 	minX, maxX, minY, maxY float64
 	a, b                   orb.Point
 	ring, idx, n           int32 // ring number, edge index within it, edges in the ring
+	poly                   int32 // polygon of the MultiPolygon
 }
 
-// checkPolygon reports the first way pg is not a valid area (nil if none);
-// where names the polygon in the message ("" for a lone polygon).
-func checkPolygon(pg orb.Polygon, where string) error {
-	ringName := func(r int32) string {
+// checkAreas reports the first way mp is not a valid area (nil if none):
+// rings crossing, rings of one polygon overlapping, a hole outside its shell
+// or inside another hole, or one polygon of the MultiPolygon overlapping
+// another. Polygons may touch and may share stretches of border (real
+// administrative outlines do); an island in another polygon's hole is fine.
+func checkAreas(mp orb.MultiPolygon) error {
+	type ringRef struct{ poly, ring int }
+	var refs []ringRef
+	ringName := func(g int32) string {
+		rr := refs[g]
 		name := "outer ring"
-		if r > 0 {
-			name = fmt.Sprintf("hole %d", r)
+		if rr.ring > 0 {
+			name = fmt.Sprintf("hole %d", rr.ring)
 		}
-		if where != "" {
-			name = where + " " + name
+		if len(mp) > 1 {
+			name = fmt.Sprintf("polygon %d %s", rr.poly+1, name)
 		}
 		return name
 	}
 	var edges []vedge
-	for ri, r := range pg {
-		n := int32(len(r) - 1)
-		for i := int32(0); i < n; i++ {
-			a, b := r[i], r[i+1]
-			if a == b {
-				continue // repeated position
+	for pi, pg := range mp {
+		for ri, r := range pg {
+			g := int32(len(refs))
+			refs = append(refs, ringRef{pi, ri})
+			n := int32(len(r) - 1)
+			for i := int32(0); i < n; i++ {
+				a, b := r[i], r[i+1]
+				if a == b {
+					continue // repeated position
+				}
+				edges = append(edges, vedge{min(a[0], b[0]), max(a[0], b[0]), min(a[1], b[1]), max(a[1], b[1]), a, b, g, i, n, int32(pi)})
 			}
-			edges = append(edges, vedge{min(a[0], b[0]), max(a[0], b[0]), min(a[1], b[1]), max(a[1], b[1]), a, b, int32(ri), i, n})
 		}
 	}
 	if err := crossings(edges, ringName); err != nil {
 		return err
 	}
-	// No edges cross, so one vertex of a hole off the other ring's boundary
-	// tells on which side the whole hole lies.
-	if len(pg) < 2 {
-		return nil
-	}
-	rings := make([]ring, len(pg))
-	for i, r := range pg {
-		rings[i] = newRing(r)
-	}
-	for h := 1; h < len(pg); h++ {
-		if in, ok := sideOf(pg[h], &rings[0]); ok && !in {
-			return fmt.Errorf("%s lies outside the outer ring", ringName(int32(h)))
+	// No edges cross, so one vertex of a ring off another ring's boundary
+	// tells on which side of it the whole ring lies.
+	polys := make([]poly, len(mp))
+	for pi, pg := range mp {
+		polys[pi].outer = newRing(pg[0])
+		for _, h := range pg[1:] {
+			polys[pi].holes = append(polys[pi].holes, newRing(h))
 		}
-		for o := 1; o < len(pg); o++ {
-			if o == h {
-				continue
+	}
+	name := func(pi, ri int) string {
+		for g, rr := range refs {
+			if rr.poly == pi && rr.ring == ri {
+				return ringName(int32(g))
 			}
-			if in, ok := sideOf(pg[h], &rings[o]); ok && in {
-				return fmt.Errorf("%s lies inside %s", ringName(int32(h)), ringName(int32(o)))
+		}
+		return ""
+	}
+	for pi, pg := range mp {
+		for h := 1; h < len(pg); h++ {
+			if in, ok := sideOf(pg[h], &polys[pi].outer); ok && !in {
+				return fmt.Errorf("%s lies outside the outer ring", name(pi, h))
+			}
+			for o := 1; o < len(pg); o++ {
+				if o == h {
+					continue
+				}
+				if in, ok := sideOf(pg[h], &polys[pi].holes[o-1]); ok && in {
+					return fmt.Errorf("%s lies inside %s", name(pi, h), name(pi, o))
+				}
+			}
+		}
+	}
+	for a := range mp {
+		for b := range mp {
+			if a != b && insideArea(mp[b][0], &polys[a]) {
+				return fmt.Errorf("polygon %d lies inside polygon %d", b+1, a+1)
 			}
 		}
 	}
 	return nil
+}
+
+// insideArea tells whether ring r (which crosses no ring of pg) lies in pg's
+// area — inside its shell and not in one of its holes — judged by r's first
+// vertex off every boundary of pg.
+func insideArea(r orb.Ring, pg *poly) bool {
+	for _, p := range r {
+		in, on := pg.outer.contains(p)
+		for k := 0; !on && k < len(pg.holes); k++ {
+			var inHole bool
+			inHole, on = pg.holes[k].contains(p)
+			in = in && !inHole
+		}
+		if !on {
+			return in
+		}
+	}
+	return false
 }
 
 // sideOf tells whether ring r lies inside ring o, judged by its first vertex
