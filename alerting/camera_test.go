@@ -128,7 +128,7 @@ func TestSecondCameraTriangulatesAndOpensIncident(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		h.eval(t, detection("cam-a", 30, 120, azA, 0.9, t0.Add(time.Duration(i)*30*time.Second)))
 	}
-	if inc, _ := h.e.Incidents(ctx, t0.Add(-time.Hour), 0); len(inc) != 0 {
+	if inc, _ := h.e.Incidents(ctx, IncidentFilter{Since: t0.Add(-time.Hour)}); len(inc) != 0 {
 		t.Fatalf("an unfixed bearing opened an incident: %+v", inc)
 	}
 	for i := 0; i < 3; i++ {
@@ -150,7 +150,7 @@ func TestSecondCameraTriangulatesAndOpensIncident(t *testing.T) {
 			t.Errorf("message %q", a.Message)
 		}
 	}
-	inc, err := h.e.Incidents(ctx, t0.Add(-time.Hour), 0)
+	inc, err := h.e.Incidents(ctx, IncidentFilter{Since: t0.Add(-time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestSecondCameraTriangulatesAndOpensIncident(t *testing.T) {
 	far.DeviceID, far.Lat = "smk-f", wantLat+0.027
 	h.eval(t, near)
 	h.eval(t, far)
-	inc, _ = h.e.Incidents(ctx, t0.Add(-time.Hour), 0)
+	inc, _ = h.e.Incidents(ctx, IncidentFilter{Since: t0.Add(-time.Hour)})
 	if len(inc) != 2 {
 		t.Fatalf("incidents = %d, want 2", len(inc))
 	}

@@ -127,33 +127,47 @@ func (e *Engine) actingUser(r *http.Request, body stepBody) string {
 	return body.User
 }
 
+// maxNote caps the note of a lifecycle step.
+const maxNote = 2000
+
+// stepInput reads the body of ack, clear and incident close (strict JSON; an
+// empty body is no note) and the acting user.
+func (e *Engine) stepInput(r *http.Request, noteRequired bool) (user, note string, err error) {
+	var body stepBody
+	if r.ContentLength != 0 {
+		if err := web.Decode(r, &body); err != nil {
+			return "", "", err
+		}
+	}
+	user = e.actingUser(r, body)
+	if user == "" {
+		return "", "", fmt.Errorf("%w: acting user unknown (auth, %s header or body user)", ErrBadQuery, UserHeader)
+	}
+	if noteRequired && strings.TrimSpace(body.Note) == "" {
+		return "", "", fmt.Errorf("%w: note is required (why it is over)", ErrBadQuery)
+	}
+	if len(body.Note) > maxNote {
+		return "", "", fmt.Errorf("%w: note longer than %d bytes", ErrBadQuery, maxNote)
+	}
+	return user, body.Note, nil
+}
+
 func (e *Engine) handleStep(w http.ResponseWriter, r *http.Request, ack bool) {
 	id, err := parseID(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
 	}
-	var body stepBody
-	if r.ContentLength != 0 {
-		if err := web.Decode(r, &body); err != nil {
-			web.Error(w, r, err)
-			return
-		}
-	}
-	user := e.actingUser(r, body)
-	if user == "" {
-		web.Error(w, r, fmt.Errorf("%w: acting user unknown (auth, %s header or body user)", ErrBadQuery, UserHeader))
-		return
-	}
-	if len(body.Note) > 2000 {
-		web.Error(w, r, fmt.Errorf("%w: note longer than 2000 bytes", ErrBadQuery))
+	user, note, err := e.stepInput(r, false)
+	if err != nil {
+		web.Error(w, r, err)
 		return
 	}
 	var a Alert
 	if ack {
-		a, err = e.Ack(r.Context(), id, user, body.Note)
+		a, err = e.Ack(r.Context(), id, user, note)
 	} else {
-		a, err = e.Clear(r.Context(), id, user, body.Note)
+		a, err = e.Clear(r.Context(), id, user, note)
 	}
 	if err != nil {
 		web.Error(w, r, err)
@@ -168,9 +182,16 @@ func (e *Engine) HandleAck(w http.ResponseWriter, r *http.Request) { e.handleSte
 // HandleClear is POST /api/v1/alerts/{id}/clear with JSON {"user"?, "note"}.
 func (e *Engine) HandleClear(w http.ResponseWriter, r *http.Request) { e.handleStep(w, r, false) }
 
-// HandleIncidents is GET /api/v1/incidents?since= (default: the last 7 days).
+// HandleIncidents is GET /api/v1/incidents?state=open|closed|all&since=
+// (defaults: all, the last 7 days).
 func (e *Engine) HandleIncidents(w http.ResponseWriter, r *http.Request) {
-	since, err := parseTime(r.URL.Query().Get("since"))
+	q := r.URL.Query()
+	state, err := ParseIncidentState(q.Get("state"))
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	since, err := parseTime(q.Get("since"))
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -178,12 +199,34 @@ func (e *Engine) HandleIncidents(w http.ResponseWriter, r *http.Request) {
 	if since.IsZero() {
 		since = e.clk.Now().Add(-7 * 24 * time.Hour)
 	}
-	list, err := e.Incidents(r.Context(), since, 0)
+	list, err := e.Incidents(r.Context(), IncidentFilter{State: state, Since: since})
 	if err != nil {
 		web.Error(w, r, err)
 		return
 	}
 	web.JSON(w, http.StatusOK, map[string]any{"incidents": list})
+}
+
+// HandleCloseIncident is POST /api/v1/incidents/{id}/close with JSON
+// {"user"?, "note"} (note required): the operator close (CloseIncident),
+// answered with the closed incident.
+func (e *Engine) HandleCloseIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := web.PathID(r, "id", "incident id")
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	user, note, err := e.stepInput(r, true)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	inc, err := e.CloseIncident(r.Context(), id, user, note)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, inc)
 }
 
 // HandleDanger is GET /api/v1/fire-danger: every station's latest FWI and level.

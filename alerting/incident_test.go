@@ -3,8 +3,14 @@ package alerting
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +28,7 @@ func alarmAt(dev string, lat, lon float64, event string) ingest.Reading {
 
 func (h *harness) incidents(t *testing.T) []Incident {
 	t.Helper()
-	list, err := h.e.Incidents(context.Background(), t0.Add(-24*time.Hour), 0)
+	list, err := h.e.Incidents(context.Background(), IncidentFilter{Since: t0.Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,5 +302,269 @@ func TestIncidentCloseMigrationBackfills(t *testing.T) {
 	}
 	if closed2 != nil {
 		t.Errorf("incident with an active alert closed at %d", *closed2)
+	}
+}
+
+// twoIncidents makes incident 1 near (30.1, 120.1) from smk-a and smk-b, and
+// incident 2 far away from smk-far, all alarms active; it returns their ids.
+func twoIncidents(t *testing.T, h *harness) (near, far int64) {
+	t.Helper()
+	h.eval(t, alarmAt("smk-a", 30.100, 120.100, "alarm"))
+	h.eval(t, alarmAt("smk-b", 30.101, 120.100, "alarm"))
+	h.clk.Advance(time.Minute)
+	h.eval(t, alarmAt("smk-far", 31.000, 121.000, "alarm"))
+	inc := h.incidents(t)
+	if len(inc) != 2 || len(inc[0].Evidence) != 2 || len(inc[1].Evidence) != 1 {
+		t.Fatalf("incidents = %+v, want one of two alarms and one of one", inc)
+	}
+	return inc[0].ID, inc[1].ID
+}
+
+// An operator close clears every active alert of the incident as a clear by
+// hand would, and closes it once with the operator's reason and name.
+func TestOperatorClosesIncident(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	near, far := twoIncidents(t, h)
+	a, _ := h.active(t, "smk-a", TypeSmokeAlarm)
+	b, _ := h.active(t, "smk-b", TypeSmokeAlarm)
+	if _, err := h.e.Ack(ctx, a.ID, "duty", "on the way"); err != nil { // acked alerts are cleared too
+		t.Fatal(err)
+	}
+	clearedBefore := h.countEvents(t, "alert.cleared")
+
+	closeAt := h.clk.Advance(time.Minute)
+	inc, err := h.e.CloseIncident(ctx, near, "li", "put out, crew on site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.ID != near || inc.ClosedAt == nil || !inc.ClosedAt.Equal(closeAt) ||
+		inc.CloseReason != IncidentClosedByOperator || inc.ClosedBy != "li" || len(inc.Evidence) != 2 {
+		t.Fatalf("closed incident = %+v, want %d closed at %v by li (%s)", inc, near, closeAt, IncidentClosedByOperator)
+	}
+	for _, al := range []struct {
+		Alert
+		stopped string // why its 叫应 chain ended
+	}{{a, "acked"}, {b, "cleared"}} {
+		v, err := h.e.Get(ctx, al.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := v.Audit[len(v.Audit)-1]
+		if v.Active() || v.ClearedBy != "li" || last.Action != "cleared" || last.User != "li" || last.Note != "put out, crew on site" {
+			t.Errorf("alert %d = %+v, last audit %+v; want cleared by li with the note", al.ID, v.Alert, last)
+		}
+		if v.Escalation == nil || !v.Escalation.Done || v.Escalation.Reason != al.stopped {
+			t.Errorf("alert %d escalation = %+v, want stopped as %s", al.ID, v.Escalation, al.stopped)
+		}
+		if _, ok := h.active(t, al.Source, al.Type); ok {
+			t.Errorf("alert %d still in the active index", al.ID)
+		}
+	}
+	if n := h.countEvents(t, "alert.cleared") - clearedBefore; n != 2 {
+		t.Errorf("alert.cleared events = %d, want 2", n)
+	}
+	ev := h.closedEvents(t)
+	if len(ev) != 1 || ev[0].ID != near || ev[0].CloseReason != IncidentClosedByOperator || ev[0].ClosedBy != "li" {
+		t.Fatalf("incident.closed events = %+v, want one for %d by li", ev, near)
+	}
+	if far, _ := h.active(t, "smk-far", TypeSmokeAlarm); !far.Active() {
+		t.Errorf("another incident's alarm was cleared: %+v", far)
+	}
+
+	// The device's own alarm_cleared later changes nothing.
+	h.eval(t, alarmAt("smk-a", 0, 0, "alarm_cleared"))
+	if n := len(h.closedEvents(t)); n != 1 {
+		t.Errorf("incident.closed events = %d after a late device clear, want 1", n)
+	}
+
+	tests := []struct {
+		name    string
+		id      int64
+		want    error
+		wantMsg string
+	}{
+		{"again", near, ErrIncidentClosed, "closed_by_operator by li"},
+		{"unknown", 999, ErrIncidentNotFound, "999"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.e.CloseIncident(ctx, tc.id, "wang", "again")
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("err = %v, want %v mentioning %q", err, tc.want, tc.wantMsg)
+			}
+		})
+	}
+	if n := len(h.closedEvents(t)); n != 1 {
+		t.Errorf("incident.closed events = %d, want 1", n)
+	}
+	if inc := h.incidents(t); inc[1].ID != far || inc[1].ClosedAt != nil {
+		t.Errorf("incident %d = %+v, want open", far, inc[1])
+	}
+}
+
+// The automatic close keeps its reason and names nobody.
+func TestAllClearedNamesNoOperator(t *testing.T) {
+	h := newHarness(t, nil)
+	near, _ := twoIncidents(t, h)
+	h.eval(t, alarmAt("smk-a", 0, 0, "alarm_cleared"))
+	h.eval(t, alarmAt("smk-b", 0, 0, "alarm_cleared"))
+	inc := h.incidents(t)
+	if inc[0].ID != near || inc[0].ClosedAt == nil || inc[0].CloseReason != IncidentAllCleared || inc[0].ClosedBy != "" {
+		t.Fatalf("incident = %+v, want closed %s by nobody", inc[0], IncidentAllCleared)
+	}
+}
+
+// Only one of concurrent operator closes closes the incident; the others are
+// told it is closed.
+func TestConcurrentOperatorClosesCloseOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	near, _ := twoIncidents(t, h)
+	const n = 6
+	errc := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := h.e.CloseIncident(context.Background(), near, "op"+string(rune('a'+i)), "out")
+			errc <- err
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	var ok, conflict int
+	for err := range errc {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrIncidentClosed):
+			conflict++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 || conflict != n-1 {
+		t.Fatalf("closes: %d ok, %d conflict; want 1 and %d", ok, conflict, n-1)
+	}
+	if ev := h.closedEvents(t); len(ev) != 1 {
+		t.Fatalf("incident.closed events = %d, want 1", len(ev))
+	}
+	if c := h.countEvents(t, "alert.cleared"); c != 2 {
+		t.Errorf("alert.cleared events = %d, want 2", c)
+	}
+}
+
+// The open listing reads the incident_open partial index.
+func TestOpenIncidentsUseIndex(t *testing.T) {
+	h := newHarness(t, nil)
+	q, err := incidentsQuery(IncidentOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := h.db.Query(`EXPLAIN QUERY PLAN `+q, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if p := strings.Join(plan, "; "); !strings.Contains(p, "incident_open") || strings.Contains(p, "TEMP B-TREE") {
+		t.Errorf("plan %q: want the incident_open index and no sort", p)
+	}
+}
+
+func TestHTTPIncidents(t *testing.T) {
+	h := newHarness(t, nil)
+	near, far := twoIncidents(t, h)
+	srv := httptest.NewServer(routes(h.e))
+	defer srv.Close()
+	do := func(method, path, user, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if user != "" {
+			req.Header.Set(UserHeader, user)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	ids := func(q string) []int64 {
+		t.Helper()
+		code, b := do("GET", "/api/v1/incidents"+q, "", "")
+		var out struct{ Incidents []Incident }
+		if code != 200 || json.Unmarshal([]byte(b), &out) != nil {
+			t.Fatalf("GET %s: %d %s", q, code, b)
+		}
+		var got []int64
+		for _, in := range out.Incidents {
+			got = append(got, in.ID)
+		}
+		return got
+	}
+	p := fmt.Sprintf("/api/v1/incidents/%d/close", near)
+	steps := []struct {
+		name         string
+		method, path string
+		user, body   string
+		wantCode     int
+		wantInBody   string
+		open, closed []int64 // listings after the step (newest first)
+	}{
+		{"lists before", "GET", "/api/v1/incidents", "", "", 200, "", []int64{far, near}, nil},
+		{"bad state", "GET", "/api/v1/incidents?state=burning", "", "", 400, "state", nil, nil},
+		{"no note", "POST", p, "li", `{}`, 400, "note", []int64{far, near}, nil},
+		{"blank note", "POST", p, "li", `{"note":"  "}`, 400, "note", nil, nil},
+		{"empty body", "POST", p, "li", ``, 400, "note", nil, nil},
+		{"unknown field", "POST", p, "li", `{"note":"x","why":1}`, 400, "why", nil, nil},
+		{"trailing data", "POST", p, "li", `{"note":"x"}{}`, 400, "trailing", nil, nil},
+		{"long note", "POST", p, "li", `{"note":"` + strings.Repeat("x", 2001) + `"}`, 400, "2000", nil, nil},
+		{"no user", "POST", p, "", `{"note":"x"}`, 400, "user", nil, nil},
+		{"bad id", "POST", "/api/v1/incidents/abc/close", "li", `{"note":"x"}`, 400, "incident id", nil, nil},
+		{"unknown", "POST", "/api/v1/incidents/999/close", "li", `{"note":"x"}`, 404, "999", nil, nil},
+		{"close", "POST", p, "li", `{"note":"false alarm: stubble burning"}`, 200, `"closed_by":"li"`, []int64{far}, []int64{near}},
+		{"close again", "POST", p, "wang", `{"note":"x"}`, 409, "already closed", []int64{far}, []int64{near}},
+	}
+	for _, st := range steps {
+		code, b := do(st.method, st.path, st.user, st.body)
+		if code != st.wantCode || !strings.Contains(b, st.wantInBody) {
+			t.Fatalf("%s: %d %s; want %d with %q", st.name, code, b, st.wantCode, st.wantInBody)
+		}
+		if st.open == nil && st.closed == nil {
+			continue
+		}
+		if got := ids("?state=open"); !slices.Equal(got, st.open) {
+			t.Errorf("%s: open = %v, want %v", st.name, got, st.open)
+		}
+		if got := ids("?state=closed"); !slices.Equal(got, st.closed) {
+			t.Errorf("%s: closed = %v, want %v", st.name, got, st.closed)
+		}
+		all := append(slices.Clone(st.open), st.closed...)
+		slices.Sort(all)
+		for _, q := range []string{"", "?state=all"} {
+			got := ids(q)
+			slices.Sort(got)
+			if !slices.Equal(got, all) {
+				t.Errorf("%s: GET %q = %v, want %v", st.name, q, got, all)
+			}
+		}
+	}
+	code, b := do("POST", p, "wang", `{"note":"x"}`)
+	if code != 409 || !strings.Contains(b, "closed_by_operator by li") {
+		t.Errorf("second close: %d %s, want 409 naming the first close", code, b)
+	}
+	if ev := h.closedEvents(t); len(ev) != 1 || ev[0].ClosedBy != "li" {
+		t.Errorf("incident.closed events = %+v, want one by li", ev)
 	}
 }

@@ -232,6 +232,7 @@ func routes(e *Engine) http.Handler {
 	mux.HandleFunc("GET /api/v1/alerts/{id}/cap", e.HandleCAP)
 	mux.HandleFunc("GET /api/v1/cap/feed", e.HandleCAPFeed)
 	mux.HandleFunc("GET /api/v1/incidents", e.HandleIncidents)
+	mux.HandleFunc("POST /api/v1/incidents/{id}/close", e.HandleCloseIncident)
 	mux.HandleFunc("GET /api/v1/fire-danger", e.HandleDanger)
 	mux.HandleFunc("GET /api/v1/events", e.HandleEvents)
 	return mux

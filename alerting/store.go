@@ -85,6 +85,9 @@ var schema = []string{
 		AND NOT EXISTS (SELECT 1 FROM incident_alert ia JOIN alert a ON a.id = ia.alert_id
 			WHERE ia.incident_id = incident.id AND a.cleared = 0)`,
 	`CREATE INDEX incident_open ON incident(last_at) WHERE closed_at IS NULL`,
+	// Who closed an incident by hand (IncidentClosedByOperator); '' when its
+	// alerts were all cleared one by one (IncidentAllCleared).
+	`ALTER TABLE incident ADD COLUMN closed_by TEXT NOT NULL DEFAULT ''`,
 }
 
 func ms(t time.Time) int64 { return t.UTC().UnixMilli() }
@@ -244,14 +247,17 @@ func (s *alertStore) ack(ctx context.Context, id int64, at time.Time, user, note
 // and only the clear that settles the incident closes it.
 func (s *alertStore) clear(ctx context.Context, id int64, at time.Time, user, note string) (Alert, int64, error) {
 	var closed int64
-	a, err := s.step(ctx, id, at, user, note, "cleared",
-		`UPDATE alert SET cleared = 1, cleared_at = ?, cleared_by = ? WHERE id = ? AND cleared = 0`,
+	a, err := s.step(ctx, id, at, user, note, "cleared", clearQuery,
 		func(tx *sql.Tx, a Alert) (err error) {
-			closed, err = closeIfSettled(ctx, tx, a.Incident, at)
+			closed, err = closeIfSettled(ctx, tx, a.Incident, at, IncidentAllCleared, "")
 			return err
 		})
 	return a, closed, err
 }
+
+// clearQuery is the clear step's update; an operator's incident close
+// (closeIncident) clears each alert with it too.
+const clearQuery = `UPDATE alert SET cleared = 1, cleared_at = ?, cleared_by = ? WHERE id = ? AND cleared = 0`
 
 // step applies one lifecycle step (the update q) with its audit entry; then,
 // when non-nil, runs in the same transaction with the updated alert.
@@ -261,6 +267,28 @@ func (s *alertStore) step(ctx context.Context, id int64, at time.Time, user, not
 		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
 	}
 	defer tx.Rollback()
+	a, err := stepTx(ctx, tx, id, at, user, note, action, q)
+	if err != nil {
+		return Alert{}, err
+	}
+	if then != nil {
+		if err := then(tx, a); err != nil {
+			return Alert{}, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
+	}
+	if !a.Active() {
+		s.idx.remove(a.Source, a.Type, a.ID)
+	}
+	return a, nil
+}
+
+// stepTx is step inside the caller's transaction: the update, the audit entry
+// (and for an ack the 叫应 answer), and the alert as updated. It returns
+// ErrAlertNotFound or ErrAlreadyDone when the update matched nothing.
+func stepTx(ctx context.Context, tx *sql.Tx, id int64, at time.Time, user, note, action, q string) (Alert, error) {
 	res, err := tx.ExecContext(ctx, q, ms(at), user, id)
 	if err != nil {
 		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
@@ -285,17 +313,6 @@ func (s *alertStore) step(ctx context.Context, id int64, at time.Time, user, not
 	a, err := scanAlert(tx.QueryRowContext(ctx, `SELECT `+alertCols+` FROM alert WHERE id = ?`, id))
 	if err != nil {
 		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
-	}
-	if then != nil {
-		if err := then(tx, a); err != nil {
-			return Alert{}, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return Alert{}, fmt.Errorf("alerting: %s: %w", action, err)
-	}
-	if !a.Active() {
-		s.idx.remove(a.Source, a.Type, a.ID)
 	}
 	return a, nil
 }

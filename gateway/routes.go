@@ -37,6 +37,7 @@ func (a *App) routes() []web.Route {
 		{Method: get, Pattern: "/api/v1/alerts/{id}/cap", Role: auth.RoleOperator, Handler: a.alerts.HandleCAP},
 		{Method: get, Pattern: "/api/v1/cap/feed", Role: auth.RoleOperator, Handler: a.alerts.HandleCAPFeed},
 		{Method: get, Pattern: "/api/v1/incidents", Role: auth.RoleOperator, Handler: a.alerts.HandleIncidents},
+		{Method: post, Pattern: "/api/v1/incidents/{id}/close", Role: auth.RoleOperator, Handler: a.alerts.HandleCloseIncident, MaxBody: 16 << 10, Audit: "incident.close"},
 		{Method: get, Pattern: "/api/v1/events", Role: auth.RoleOperator, Handler: a.alerts.HandleEvents},
 		{Method: get, Pattern: "/api/v1/fire-danger", Role: auth.RoleAny, Handler: a.alerts.HandleDanger},
 		// --- hotspots ---
