@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -27,17 +25,7 @@ func TestHTTPAlerts(t *testing.T) {
 
 	do := func(method, path, user, body string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if user != "" {
-			req.Header.Set(UserHeader, user)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return httpDo(t, srv, method, path, user, body)
 	}
 	list := func(q string) []Alert {
 		t.Helper()

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -488,17 +486,8 @@ func TestHTTPIncidents(t *testing.T) {
 	defer srv.Close()
 	do := func(method, path, user, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if user != "" {
-			req.Header.Set(UserHeader, user)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := httpDo(t, srv, method, path, user, body)
+		return code, string(b)
 	}
 	ids := func(q string) []int64 {
 		t.Helper()
