@@ -1,6 +1,7 @@
 package hotspot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -166,55 +167,41 @@ func (s *Service) HandleGet(w http.ResponseWriter, r *http.Request) {
 	web.JSON(w, http.StatusOK, d)
 }
 
-// lifecycleHandler decodes a JSON body into Req and runs one transition.
-func lifecycleHandler[Req any](s *Service, fn func(*Service, *http.Request, int64, string, Req) (Report, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := pathID(r)
-		if err != nil {
-			web.Error(w, r, err)
-			return
-		}
-		var req Req
-		if err := web.Decode(r, &req); err != nil {
-			web.Error(w, r, err)
-			return
-		}
-		rep, err := fn(s, r, id, s.actor(r), req)
-		if err != nil {
-			web.Error(w, r, err)
-			return
-		}
-		web.JSON(w, http.StatusOK, rep)
+// lifecycle decodes a JSON body into Req and runs one transition on the
+// report named in the path, as the authenticated actor.
+func lifecycle[Req any](s *Service, w http.ResponseWriter, r *http.Request,
+	fn func(ctx context.Context, id int64, actor string, req Req) (Report, error)) {
+	id, err := pathID(r)
+	if err != nil {
+		web.Error(w, r, err)
+		return
 	}
+	var req Req
+	if err := web.Decode(r, &req); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	rep, err := fn(r.Context(), id, s.actor(r), req)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, rep)
 }
 
 // HandleAssign (re)assigns a report: body AssignRequest.
-func (s *Service) HandleAssign(w http.ResponseWriter, r *http.Request) {
-	lifecycleHandler(s, func(s *Service, r *http.Request, id int64, actor string, req AssignRequest) (Report, error) {
-		return s.Assign(r.Context(), id, actor, req)
-	})(w, r)
-}
+func (s *Service) HandleAssign(w http.ResponseWriter, r *http.Request) { lifecycle(s, w, r, s.Assign) }
 
 // HandleVerify starts the check on the ground: body VerifyRequest.
 func (s *Service) HandleVerify(w http.ResponseWriter, r *http.Request) {
-	lifecycleHandler(s, func(s *Service, r *http.Request, id int64, actor string, req VerifyRequest) (Report, error) {
-		return s.StartVerifying(r.Context(), id, actor, req)
-	})(w, r)
+	lifecycle(s, w, r, s.StartVerifying)
 }
 
 // HandleClose closes a report with its outcome: body CloseRequest.
-func (s *Service) HandleClose(w http.ResponseWriter, r *http.Request) {
-	lifecycleHandler(s, func(s *Service, r *http.Request, id int64, actor string, req CloseRequest) (Report, error) {
-		return s.Close(r.Context(), id, actor, req)
-	})(w, r)
-}
+func (s *Service) HandleClose(w http.ResponseWriter, r *http.Request) { lifecycle(s, w, r, s.Close) }
 
 // HandleReopen reopens a closed report: body ReopenRequest.
-func (s *Service) HandleReopen(w http.ResponseWriter, r *http.Request) {
-	lifecycleHandler(s, func(s *Service, r *http.Request, id int64, actor string, req ReopenRequest) (Report, error) {
-		return s.Reopen(r.Context(), id, actor, req)
-	})(w, r)
-}
+func (s *Service) HandleReopen(w http.ResponseWriter, r *http.Request) { lifecycle(s, w, r, s.Reopen) }
 
 // HandlePhotos stores the photos of a multipart/form-data upload (every file part;
 // names and declared types from the client are ignored). Replies {"photos": [Photo…]}.
@@ -281,12 +268,13 @@ func (s *Service) HandlePhoto(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", p.UploadedAt, f)
 }
 
-// HandleCSV exports the filtered reports as CSV with outcomes.
-func (s *Service) HandleCSV(w http.ResponseWriter, r *http.Request) {
+// exportReports lists the reports the query selects (at most 100,000 unless
+// limit is given) for an export, answering the error itself when it fails.
+func (s *Service) exportReports(w http.ResponseWriter, r *http.Request) ([]Report, bool) {
 	f, err := parseFilter(r)
 	if err != nil {
 		web.Error(w, r, err)
-		return
+		return nil, false
 	}
 	if r.URL.Query().Get("limit") == "" {
 		f.Limit = 100_000
@@ -294,6 +282,15 @@ func (s *Service) HandleCSV(w http.ResponseWriter, r *http.Request) {
 	reports, err := s.List(r.Context(), f)
 	if err != nil {
 		web.Error(w, r, err)
+		return nil, false
+	}
+	return reports, true
+}
+
+// HandleCSV exports the filtered reports as CSV with outcomes.
+func (s *Service) HandleCSV(w http.ResponseWriter, r *http.Request) {
+	reports, ok := s.exportReports(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -305,17 +302,8 @@ func (s *Service) HandleCSV(w http.ResponseWriter, r *http.Request) {
 
 // HandleGeoJSON exports the filtered reports as GeoJSON.
 func (s *Service) HandleGeoJSON(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r)
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	if r.URL.Query().Get("limit") == "" {
-		f.Limit = 100_000
-	}
-	reports, err := s.List(r.Context(), f)
-	if err != nil {
-		web.Error(w, r, err)
+	reports, ok := s.exportReports(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/geo+json")
