@@ -388,21 +388,12 @@ func (g *Registry) Create(ctx context.Context, d Device) error {
 	if err != nil {
 		return err
 	}
-	g.locate(&d)
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	if _, ok := g.Get(d.ID); ok {
 		return fmt.Errorf("%s: %w", d.ID, ErrDeviceExists)
 	}
-	d.State, d.LastSeen, d.Battery, d.RSSI = StateNever, time.Time{}, nil, nil
-	if err := insertDevice(ctx, g.db, d, g.clk.Now()); err != nil {
-		return err
-	}
-	e := &entry{d: stripHealth(d), state: StateNever}
-	g.put(e)
-	g.updateGauges()
-	g.announceEntryLocked(ChangeCreated, e)
-	return nil
+	return g.insertLocked(ctx, d)
 }
 
 // Update replaces a device's static fields, keeping its health;
@@ -412,7 +403,6 @@ func (g *Registry) Update(ctx context.Context, d Device) error {
 	if err != nil {
 		return err
 	}
-	g.locate(&d)
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	e := g.lookup(d.ID)
@@ -459,7 +449,6 @@ func (g *Registry) Upsert(ctx context.Context, d Device) error {
 	if err != nil {
 		return err
 	}
-	g.locate(&d)
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	return g.upsertLocked(ctx, d)
@@ -470,11 +459,16 @@ func (g *Registry) upsertLocked(ctx context.Context, d Device) error {
 	if e != nil {
 		return g.replace(ctx, e, d)
 	}
+	return g.insertLocked(ctx, d)
+}
+
+// insertLocked stores a new device, never seen yet, and announces it. Holds wmu.
+func (g *Registry) insertLocked(ctx context.Context, d Device) error {
 	d.State, d.LastSeen, d.Battery, d.RSSI = StateNever, time.Time{}, nil, nil
 	if err := insertDevice(ctx, g.db, d, g.clk.Now()); err != nil {
 		return err
 	}
-	e = &entry{d: stripHealth(d), state: StateNever}
+	e := &entry{d: stripHealth(d), state: StateNever}
 	g.put(e)
 	g.updateGauges()
 	g.announceEntryLocked(ChangeCreated, e)
@@ -502,9 +496,9 @@ func (g *Registry) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// normalize applies the default interval and re-validates a Device built in
+// normalize applies the default interval, re-validates a Device built in
 // code (Input.Device validates API and seed input), so Create/Update cannot
-// store what the API would refuse.
+// store what the API would refuse, and tags it with its zone and forest.
 func (g *Registry) normalize(d Device) (Device, error) {
 	if d.Interval == 0 {
 		d.Interval = g.cfg.DefaultInterval
@@ -515,6 +509,7 @@ func (g *Registry) normalize(d Device) (Device, error) {
 	if _, err := in.Device(g.cfg.DefaultInterval); err != nil {
 		return d, err
 	}
+	g.locate(&d)
 	return d, nil
 }
 

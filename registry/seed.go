@@ -42,7 +42,6 @@ func (g *Registry) ImportFile(ctx context.Context, path string) (int, error) {
 		if d, err = g.normalize(d); err != nil {
 			return i, fmt.Errorf("registry: import %s: %w", path, err)
 		}
-		g.locate(&d)
 		if err := g.upsertLocked(ctx, d); err != nil {
 			return i, fmt.Errorf("registry: import %s: %w", path, err)
 		}
