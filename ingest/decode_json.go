@@ -279,7 +279,11 @@ func (s *scanner) next(closer byte, what string) (more, ok bool) {
 
 // object skips a nested object (only ever found where a payload has no business
 // putting one; the top level is walked by members).
-func (s *scanner) object(depth int) bool {
+func (s *scanner) object(depth int) bool { return s.walkObject(depth, nil) }
+
+// walkObject scans the object whose '{' is at s.i, calling fn (when not nil)
+// for every member in order; member values are scanned at depth.
+func (s *scanner) walkObject(depth int, fn func(key []byte, keyEsc bool, v jval)) bool {
 	s.i++ // '{'
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
@@ -292,7 +296,8 @@ func (s *scanner) object(depth int) bool {
 			s.fail("expected string key")
 			return false
 		}
-		if _, _, ok := s.str(); !ok {
+		key, kesc, ok := s.str()
+		if !ok {
 			return false
 		}
 		s.ws()
@@ -302,8 +307,12 @@ func (s *scanner) object(depth int) bool {
 		}
 		s.i++
 		s.ws()
-		if _, ok := s.value(depth); !ok {
+		v, ok := s.value(depth)
+		if !ok {
 			return false
+		}
+		if fn != nil {
+			fn(key, kesc, v)
 		}
 		if more, ok := s.next('}', "object"); !more {
 			return ok
@@ -321,49 +330,8 @@ func (s *scanner) members(fn func(key []byte, keyEsc bool, v jval)) bool {
 		s.fail("payload must be a JSON object")
 		return false
 	}
-	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-	} else {
-		for {
-			s.ws()
-			if s.i >= len(s.b) || s.b[s.i] != '"' {
-				s.fail("expected string key")
-				return false
-			}
-			key, kesc, ok := s.str()
-			if !ok {
-				return false
-			}
-			s.ws()
-			if s.i >= len(s.b) || s.b[s.i] != ':' {
-				s.fail("expected ':' after key")
-				return false
-			}
-			s.i++
-			s.ws()
-			v, ok := s.value(1)
-			if !ok {
-				return false
-			}
-			fn(key, kesc, v)
-			s.ws()
-			if s.i >= len(s.b) {
-				s.fail("unterminated object")
-				return false
-			}
-			if s.b[s.i] == ',' {
-				s.i++
-				continue
-			}
-			if s.b[s.i] == '}' {
-				s.i++
-				break
-			}
-			s.fail("expected ',' or '}' after member")
-			return false
-		}
+	if !s.walkObject(1, fn) {
+		return false
 	}
 	s.ws()
 	if s.i != len(s.b) {
