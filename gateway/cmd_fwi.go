@@ -27,12 +27,8 @@ func cmdFWI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintln(stderr, "  appends FFMC,DMC,DC,ISI,BUI,FWI,DSR,LEVEL (China's five levels, default breakpoints 5/10/20/30)")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	if *lat < -90 || *lat > 90 {
 		return fmt.Errorf("--lat %v: must be in -90..90", *lat)

@@ -51,12 +51,8 @@ func cmdGeoLocate(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "  ';'-separated) and forest_distance_m (0 inside, empty when no forest within --radius)")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	if *forests == "" && *zones == "" {
 		fs.Usage()
@@ -88,12 +84,8 @@ func cmdGeoTriangulate(args []string, stdin io.Reader, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, `  prints {"lat","lon","error_m"} or says why no fix exists`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	return geo.TriangulateJSON(stdin, stdout, *base, *angle)
 }
@@ -112,4 +104,17 @@ func (g geoTagger) Tag(r *ingest.Reading) {
 	if forest != "" {
 		r.Forest = forest
 	}
+}
+
+// parseFlagsOnly parses args into fs and refuses positional arguments (the
+// batch commands read their input from stdin).
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	return nil
 }
