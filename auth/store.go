@@ -204,12 +204,10 @@ func (s *Store) UpdateUser(ctx context.Context, name string, u UserUpdate) error
 		return fmt.Errorf("auth: update user: %w", err)
 	}
 	defer tx.Rollback()
-	var role string
-	var dis int
-	if err := tx.QueryRowContext(ctx, `SELECT role, disabled FROM auth_users WHERE name=?`, name).Scan(&role, &dis); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%s: %w", name, ErrUserNotFound)
-		}
+	role, dis, err := userState(ctx, tx, name)
+	if errors.Is(err, ErrUserNotFound) {
+		return err
+	} else if err != nil {
 		return fmt.Errorf("auth: update user: %w", err)
 	}
 	losesAdmin := Role(role) == RoleAdmin && dis == 0 &&
@@ -248,6 +246,16 @@ func (s *Store) UpdateUser(ctx context.Context, name string, u UserUpdate) error
 	return nil
 }
 
+// userState reads a user's role and disabled flag (1 = disabled) inside tx;
+// ErrUserNotFound when there is no such user.
+func userState(ctx context.Context, tx *sql.Tx, name string) (role string, dis int, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT role, disabled FROM auth_users WHERE name=?`, name).Scan(&role, &dis)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, fmt.Errorf("%s: %w", name, ErrUserNotFound)
+	}
+	return role, dis, err
+}
+
 func lastAdminCheck(ctx context.Context, tx *sql.Tx, except string) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_users WHERE role='admin' AND disabled=0 AND name<>?`, except).Scan(&n); err != nil {
@@ -266,12 +274,10 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return fmt.Errorf("auth: delete user: %w", err)
 	}
 	defer tx.Rollback()
-	var role string
-	var dis int
-	if err := tx.QueryRowContext(ctx, `SELECT role, disabled FROM auth_users WHERE name=?`, name).Scan(&role, &dis); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%s: %w", name, ErrUserNotFound)
-		}
+	role, dis, err := userState(ctx, tx, name)
+	if errors.Is(err, ErrUserNotFound) {
+		return err
+	} else if err != nil {
 		return fmt.Errorf("auth: delete user: %w", err)
 	}
 	if Role(role) == RoleAdmin && dis == 0 {
