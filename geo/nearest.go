@@ -256,12 +256,11 @@ func (n *nearIndex) nearest(p orb.Point, kx, ky, planarLimit float64) (int, floa
 		}
 	}
 	for {
-		j := minDistIdx(ds)
-		if j < 0 || ds[j].d >= best {
+		i, ok := nextBelow(ds, best)
+		if !ok {
 			break
 		}
-		ds[j].d = math.Inf(1)
-		s := &list[ds[j].i]
+		s := &list[i]
 		if n.searchSpan(s, p, qx, qy, kx, ky, &best, &at) {
 			bestF = s.f
 		}
@@ -282,12 +281,11 @@ func (n *nearIndex) searchSpan(s *span, p orb.Point, qx, qy, kx, ky float64, bes
 		}
 	}
 	for {
-		j := minDistIdx(cs)
-		if j < 0 || cs[j].d >= *best {
+		c, ok := nextBelow(cs, *best)
+		if !ok {
 			break
 		}
-		pc := &pieces[cs[j].i]
-		cs[j].d = math.Inf(1)
+		pc := &pieces[c]
 		nearestOnEdges(n.verts[pc.v:pc.v+pc.n+1], p, kx, ky, best, at)
 	}
 	return *best < before

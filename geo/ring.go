@@ -322,12 +322,11 @@ func (r *ring) nearest(p orb.Point, kx, ky float64, best *float64, at *orb.Point
 	// next minimum: usually one or two groups and a few chunks are visited
 	// before the bound prunes the rest, so sorting whole lists would cost more.
 	for {
-		k := minDistIdx(gs)
-		if k < 0 || gs[k].d >= *best {
+		gi, ok := nextBelow(gs, *best)
+		if !ok {
 			return
 		}
-		g := int(gs[k].i)
-		gs[k].d = math.Inf(1)
+		g := int(gi)
 		var cbuf [groupSize]distIdx
 		cs := cbuf[:0]
 		for c := g * groupSize; c < min((g+1)*groupSize, len(r.chunks)); c++ {
@@ -336,27 +335,31 @@ func (r *ring) nearest(p orb.Point, kx, ky float64, best *float64, at *orb.Point
 			}
 		}
 		for {
-			j := minDistIdx(cs)
-			if j < 0 || cs[j].d >= *best {
+			ci, ok := nextBelow(cs, *best)
+			if !ok {
 				break
 			}
-			c := int(cs[j].i)
-			cs[j].d = math.Inf(1)
+			c := int(ci)
 			r.nearestEdges(p, kx, ky, c*chunkSize, min((c+1)*chunkSize, ne), best, at)
 		}
 	}
 }
 
-// minDistIdx returns the index of the smallest distance (the first of equal
-// ones), or -1 when a is empty or exhausted (all +Inf).
-func minDistIdx(a []distIdx) int {
-	k, m := -1, math.Inf(1)
-	for i := range a {
-		if a[i].d < m {
-			k, m = i, a[i].d
+// nextBelow takes the candidate with the smallest distance (the first of
+// equal ones) when that distance is below bound: it returns the candidate's
+// index and marks it taken. ok is false when none is left below the bound.
+func nextBelow(a []distIdx, bound float64) (i int32, ok bool) {
+	k, m := -1, bound
+	for j := range a {
+		if a[j].d < m {
+			k, m = j, a[j].d
 		}
 	}
-	return k
+	if k < 0 {
+		return 0, false
+	}
+	a[k].d = math.Inf(1)
+	return a[k].i, true
 }
 
 // distIdx is a candidate (group or chunk) with its box distance.
