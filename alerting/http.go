@@ -37,7 +37,7 @@ func parseTime(v string) (time.Time, error) {
 func (e *Engine) HandleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f Filter
-	for _, s := range splitList(q.Get("state")) {
+	for _, s := range web.SplitList(q.Get("state")) {
 		switch State(s) {
 		case ActiveUnack, ActiveAck, ClearedUnack, ClearedAck:
 			f.States = append(f.States, State(s))
@@ -52,7 +52,7 @@ func (e *Engine) HandleList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for _, s := range splitList(q.Get("severity")) {
+	for _, s := range web.SplitList(q.Get("severity")) {
 		sev, err := ParseSeverity(s)
 		if err != nil {
 			web.Error(w, r, err)
@@ -84,15 +84,6 @@ func (e *Engine) HandleList(w http.ResponseWriter, r *http.Request) {
 	web.JSON(w, http.StatusOK, map[string]any{"alerts": list})
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // HandleGet is GET /api/v1/alerts/{id}: the alert with its escalation chain and audit.
 func (e *Engine) HandleGet(w http.ResponseWriter, r *http.Request) {

@@ -31,6 +31,7 @@ import (
 	"github.com/lookoutfire/lookout/spool"
 	"github.com/lookoutfire/lookout/tsdb"
 	"github.com/lookoutfire/lookout/video"
+	"github.com/lookoutfire/lookout/web"
 )
 
 // Config is everything the gateway needs to start.
@@ -357,13 +358,7 @@ func setValue(v reflect.Value, s string) error {
 		if v.Type().Elem().Kind() != reflect.String {
 			return fmt.Errorf("only lists of strings can be set from env/flags; use the YAML file")
 		}
-		var parts []string
-		for _, p := range strings.Split(s, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				parts = append(parts, p)
-			}
-		}
-		v.Set(reflect.ValueOf(parts))
+		v.Set(reflect.ValueOf(web.SplitList(s)))
 	default:
 		return fmt.Errorf("cannot be set from env/flags; use the YAML file")
 	}

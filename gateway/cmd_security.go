@@ -16,6 +16,7 @@ import (
 	"github.com/lookoutfire/lookout/events"
 	"github.com/lookoutfire/lookout/registry"
 	"github.com/lookoutfire/lookout/store"
+	"github.com/lookoutfire/lookout/web"
 )
 
 // cmdMosquittoConfig writes a Mosquitto password file and ACL file from the
@@ -88,7 +89,7 @@ func cmdDevCerts(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	f, err := auth.WriteDevCerts(*out, splitList(*hosts), splitList(*devices), time.Now())
+	f, err := auth.WriteDevCerts(*out, web.SplitList(*hosts), web.SplitList(*devices), time.Now())
 	if err != nil {
 		return err
 	}
@@ -101,12 +102,3 @@ func cmdDevCerts(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 	return nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}

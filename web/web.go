@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/lookoutfire/lookout/auth"
 	"github.com/lookoutfire/lookout/errs"
@@ -118,4 +119,16 @@ func PathID(r *http.Request, name, what string) (int64, error) {
 		return 0, fmt.Errorf("%s %q: %w", what, v, errs.ErrInvalid)
 	}
 	return id, nil
+}
+
+// SplitList splits a comma-separated list — a query parameter, a flag or an
+// environment value — trimming spaces and dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
