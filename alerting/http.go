@@ -84,7 +84,6 @@ func (e *Engine) HandleList(w http.ResponseWriter, r *http.Request) {
 	web.JSON(w, http.StatusOK, map[string]any{"alerts": list})
 }
 
-
 // HandleGet is GET /api/v1/alerts/{id}: the alert with its escalation chain and audit.
 func (e *Engine) HandleGet(w http.ResponseWriter, r *http.Request) {
 	id, err := parseID(r)

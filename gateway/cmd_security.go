@@ -101,4 +101,3 @@ func cmdDevCerts(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 		f.Cert, f.Key, f.Cert, f.Key, f.CA)
 	return nil
 }
-
