@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/lookoutfire/lookout/internal/proc"
 	"github.com/lookoutfire/lookout/internal/testenv"
 )
 
@@ -120,15 +120,7 @@ func (g *gateway) stop() {
 	if g.cmd == nil || g.cmd.Process == nil {
 		return
 	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = g.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-done
-	}
+	proc.Terminate(g.cmd, 15*time.Second)
 	g.cmd = nil
 }
 

@@ -41,7 +41,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/lookoutfire/lookout/bench/internal/benchproc"
+	"github.com/lookoutfire/lookout/internal/proc"
 )
 
 type options struct {
@@ -487,7 +487,7 @@ func run(o options) error {
 	if !o.keep {
 		defer os.RemoveAll(work)
 	}
-	var procs []*benchproc.Proc
+	var procs []*proc.Proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {
 			procs[i].Stop()
@@ -495,7 +495,7 @@ func run(o options) error {
 	}()
 	ports := make([]int, 4)
 	for i := range ports {
-		if ports[i], err = benchproc.FreePort(); err != nil {
+		if ports[i], err = proc.FreePort(); err != nil {
 			return err
 		}
 	}
@@ -508,12 +508,12 @@ func run(o options) error {
 	if err := os.WriteFile(work+"/influxdb.conf", []byte(conf), 0o644); err != nil {
 		return err
 	}
-	p, err := benchproc.Start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
+	p, err := proc.Start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := benchproc.WaitHTTP(influxURL+"/ping", 60*time.Second); err != nil {
+	if err := proc.WaitHTTP(influxURL+"/ping", 60*time.Second); err != nil {
 		return err
 	}
 	resp, err := http.PostForm(influxURL+"/query", url.Values{"q": {"CREATE DATABASE lookout"}})
@@ -535,15 +535,15 @@ func run(o options) error {
 	if o.profile {
 		env = append(env, "LOOKOUT_HTTP_PPROF=true")
 	}
-	p, err = benchproc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
+	p, err = proc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := benchproc.WaitHTTP(base+"/healthz", 60*time.Second); err != nil {
+	if err := proc.WaitHTTP(base+"/healthz", 60*time.Second); err != nil {
 		return fmt.Errorf("%w (see %s/gateway.log)", err, work)
 	}
-	if err := benchproc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 30*time.Second); err != nil {
+	if err := proc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 30*time.Second); err != nil {
 		return fmt.Errorf("%w (see %s/gateway.log)", err, work)
 	}
 

@@ -26,7 +26,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/lookoutfire/lookout/bench/internal/benchproc"
+	"github.com/lookoutfire/lookout/internal/proc"
 )
 
 func main() {
@@ -127,9 +127,9 @@ func stored(port int) float64 {
 	return sum
 }
 
-// mustFreePort is benchproc.FreePort for set-up code that cannot go on without one.
+// mustFreePort is proc.FreePort for set-up code that cannot go on without one.
 func mustFreePort() int {
-	p, err := benchproc.FreePort()
+	p, err := proc.FreePort()
 	if err != nil {
 		panic(err)
 	}
@@ -213,7 +213,7 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 		return err
 	}
 	work, _ = filepath.Abs(work)
-	var procs []*benchproc.Proc
+	var procs []*proc.Proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {
 			procs[i].Stop()
@@ -226,12 +226,12 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 	conf := fmt.Sprintf("reporting-disabled = true\nbind-address = \"127.0.0.1:%d\"\n[meta]\n  dir = %q\n[data]\n  dir = %q\n  wal-dir = %q\n  query-log-enabled = false\n[http]\n  bind-address = \"127.0.0.1:%d\"\n  flux-enabled = true\n  log-enabled = false\n  max-body-size = 0\n[logging]\n  level = \"warn\"\n[monitor]\n  store-enabled = false\n",
 		rp, work+"/influx/meta", work+"/influx/data", work+"/influx/wal", ip)
 	_ = os.WriteFile(work+"/influxdb.conf", []byte(conf), 0o644)
-	p, err := benchproc.Start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
+	p, err := proc.Start(work, "influxd.log", filepath.Join(binDir, "influxd"), nil, "-config", work+"/influxdb.conf")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := benchproc.WaitHTTP(influxURL+"/ping", 30*time.Second); err != nil {
+	if err := proc.WaitHTTP(influxURL+"/ping", 30*time.Second); err != nil {
 		return err
 	}
 	for _, db := range []string{"lookout", "telegraf"} {
@@ -249,12 +249,12 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 	if err != nil {
 		mosq = "/usr/sbin/mosquitto"
 	}
-	p, err = benchproc.Start(work, "mosquitto.log", mosq, nil, "-c", work+"/mosquitto.conf")
+	p, err = proc.Start(work, "mosquitto.log", mosq, nil, "-c", work+"/mosquitto.conf")
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
-	if err := benchproc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 10*time.Second); err != nil {
+	if err := proc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", mp), 10*time.Second); err != nil {
 		return err
 	}
 
@@ -328,7 +328,7 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 `, broker, influxURL)
 		_ = os.WriteFile(work+"/telegraf.conf", []byte(tconf), 0o644)
 		t0 = time.Now()
-		tp, err := benchproc.Start(work, "telegraf.log", filepath.Join(binDir, "telegraf"), nil, "--config", work+"/telegraf.conf")
+		tp, err := proc.Start(work, "telegraf.log", filepath.Join(binDir, "telegraf"), nil, "--config", work+"/telegraf.conf")
 		if err != nil {
 			return err
 		}
@@ -355,13 +355,13 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 		env = append(env, "LOOKOUT_HTTP_PPROF=true")
 	}
 	t0 = time.Now()
-	gp, err := benchproc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
+	gp, err := proc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
 	if err != nil {
 		return err
 	}
 	if profile != "" {
 		go func() {
-			if err := benchproc.WaitHTTP(fmt.Sprintf("http://127.0.0.1:%d/healthz", hp), 30*time.Second); err != nil {
+			if err := proc.WaitHTTP(fmt.Sprintf("http://127.0.0.1:%d/healthz", hp), 30*time.Second); err != nil {
 				return
 			}
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=4", hp))

@@ -1,7 +1,7 @@
-// Package benchproc starts and stops the child processes that the benchmark
-// programs measure (influxd, Mosquitto, Telegraf, the gateway) on loopback
-// ports, each with its log in the benchmark's scratch folder.
-package benchproc
+// Package proc starts and stops the child processes that benchmarks and
+// integration tests run (influxd, Mosquitto, Telegraf, the gateway) on
+// loopback ports, and waits for them to listen.
+package proc
 
 import (
 	"fmt"
@@ -41,16 +41,22 @@ func (p *Proc) Stop() {
 	if p == nil || p.cmd.Process == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	Terminate(p.cmd, 15*time.Second)
+	p.log.Close()
+}
+
+// Terminate sends cmd's process SIGTERM, waits up to grace for it to exit,
+// then kills it, and reaps it either way. cmd must have been started.
+func Terminate(cmd *exec.Cmd, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
 		<-done
 	}
-	p.log.Close()
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -8,27 +8,26 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lookoutfire/lookout/internal/proc"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // ModuleRoot is the repository root (the folder holding go.mod).
@@ -72,15 +71,7 @@ func (p *Process) Stop() {
 	if p.Cmd == nil || p.Cmd.Process == nil || p.Cmd.ProcessState != nil {
 		return
 	}
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.Cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = p.Cmd.Process.Kill()
-		<-done
-	}
+	proc.Terminate(p.Cmd, 5*time.Second)
 }
 
 // Kill ends the process with SIGKILL and waits.
@@ -301,14 +292,7 @@ log_type warning
 // WaitTCP waits until addr accepts TCP connections.
 func WaitTCP(t testing.TB, addr string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := proc.WaitTCP(addr, d); err != nil {
+		t.Fatalf("%v after %s", err, d)
 	}
-	t.Fatalf("nothing listens on %s after %s", addr, d)
 }
