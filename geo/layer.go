@@ -539,6 +539,7 @@ func (l *layer) buildIndex(searchRadiusM float64) {
 			l.near.adopt(l) // the rings' vertices now live in the index's arena, once
 		}
 	}
+	l.hugePages()
 }
 
 // containing appends to dst the indexes of features covering p, in index order.
