@@ -173,7 +173,9 @@ func (e *Engine) HandleAck(w http.ResponseWriter, r *http.Request) { e.handleSte
 func (e *Engine) HandleClear(w http.ResponseWriter, r *http.Request) { e.handleStep(w, r, false) }
 
 // HandleIncidents is GET /api/v1/incidents?state=open|closed|all&since=
-// (defaults: all, the last 7 days).
+// (defaults: all, the last 7 days). An open incident is listed by
+// state=open however long ago its last evidence came: it is still somebody's
+// job, so without since the open list has no age limit.
 func (e *Engine) HandleIncidents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state, err := ParseIncidentState(q.Get("state"))
@@ -186,7 +188,7 @@ func (e *Engine) HandleIncidents(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
-	if since.IsZero() {
+	if since.IsZero() && state != IncidentOpen {
 		since = e.clk.Now().Add(-7 * 24 * time.Hour)
 	}
 	list, err := e.Incidents(r.Context(), IncidentFilter{State: state, Since: since})

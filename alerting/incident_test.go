@@ -556,4 +556,18 @@ func TestHTTPIncidents(t *testing.T) {
 	if ev := h.closedEvents(t); len(ev) != 1 || ev[0].ClosedBy != "li" {
 		t.Errorf("incident.closed events = %+v, want one by li", ev)
 	}
+	// Eight quiet days later the still-open incident is listed as open; the
+	// default (all states) and closed listings cover the last 7 days only.
+	h.clk.Advance(8 * 24 * time.Hour)
+	if got := ids("?state=open"); !slices.Equal(got, []int64{far}) {
+		t.Errorf("8 days on: open = %v, want [%d]", got, far)
+	}
+	for _, q := range []string{"", "?state=all", "?state=closed"} {
+		if got := ids(q); len(got) != 0 {
+			t.Errorf("8 days on: GET %q = %v, want none", q, got)
+		}
+	}
+	if got := ids("?state=all&since=0"); len(got) != 2 {
+		t.Errorf("8 days on: since=0 lists %v, want both", got)
+	}
 }
