@@ -15,9 +15,39 @@ import (
 var ErrBadProxy = fmt.Errorf("trusted proxy: %w", errs.ErrInvalid)
 
 // TrustedProxies is the set of reverse proxies (http.trusted_proxies) whose
-// X-Forwarded-For entries are believed. The zero value trusts nobody, so the
-// client is always the TCP peer.
-type TrustedProxies struct{ nets []netip.Prefix }
+// X-Forwarded-For (or RFC 7239 Forwarded) entries are believed. The zero
+// value trusts nobody, so the client is always the TCP peer.
+type TrustedProxies struct {
+	nets      []netip.Prefix
+	forwarded bool // read Forwarded instead of X-Forwarded-For
+}
+
+// Header names accepted by WithHeader (http.forwarded_header).
+const (
+	HeaderXForwardedFor = "X-Forwarded-For"
+	HeaderForwarded     = "Forwarded" // RFC 7239
+)
+
+// ErrBadForwardHeader is returned by WithHeader for a name other than
+// X-Forwarded-For or Forwarded.
+var ErrBadForwardHeader = fmt.Errorf("forwarded header: %w", errs.ErrInvalid)
+
+// WithHeader returns tp reading the client chain from the named header:
+// X-Forwarded-For (the default) or Forwarded (RFC 7239, its for= parameter).
+// Only one is read, the one the proxies write: a header the proxies pass
+// through untouched is written by the client alone, and reading it too
+// would let the client pick its own address.
+func (tp TrustedProxies) WithHeader(name string) (TrustedProxies, error) {
+	switch {
+	case name == "" || strings.EqualFold(name, HeaderXForwardedFor):
+		tp.forwarded = false
+	case strings.EqualFold(name, HeaderForwarded):
+		tp.forwarded = true
+	default:
+		return tp, fmt.Errorf("%q (want %s or %s): %w", name, HeaderXForwardedFor, HeaderForwarded, ErrBadForwardHeader)
+	}
+	return tp, nil
+}
 
 // ParseTrustedProxies reads CIDRs ("10.0.0.0/8", "2001:db8::/32") or single
 // addresses ("192.0.2.10"). A /0 is refused: trusting every peer would let
@@ -66,12 +96,16 @@ func (tp TrustedProxies) trusted(a netip.Addr) bool {
 
 // ClientIP is the address every per-client decision in HTTP uses (login rate
 // limit, audit entries): the TCP peer, unless the peer is a trusted proxy; then
-// X-Forwarded-For is walked from the right, skipping trusted proxies, and the
-// first untrusted address wins. Entries left of it were written by the client
-// and are never believed. A malformed entry stops the walk and the last
-// trusted hop is used; if every hop is trusted, the leftmost one is.
+// X-Forwarded-For (or Forwarded) is walked from the right, skipping trusted
+// proxies, and the first untrusted address wins. Entries left of it were
+// written by the client and are never believed. A malformed entry stops the
+// walk and the last trusted hop is used; if every hop is trusted, the
+// leftmost one is.
 func (tp TrustedProxies) ClientIP(r *http.Request) string {
-	return tp.clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
+	if tp.forwarded {
+		return tp.clientIP(r.RemoteAddr, r.Header.Values(HeaderForwarded))
+	}
+	return tp.clientIP(r.RemoteAddr, r.Header.Values(HeaderXForwardedFor))
 }
 
 func (tp TrustedProxies) clientIP(remoteAddr string, xff []string) string {
@@ -99,7 +133,13 @@ func (tp TrustedProxies) clientIP(remoteAddr string, xff []string) string {
 			} else {
 				more = false
 			}
-			a, ok := parseForwarded(strings.TrimSpace(entry))
+			var a netip.Addr
+			var ok bool
+			if tp.forwarded {
+				a, ok = parseForwardedElement(entry)
+			} else {
+				a, ok = parseForwarded(strings.TrimSpace(entry))
+			}
 			if !ok {
 				return hop.String()
 			}
@@ -129,4 +169,37 @@ func parseForwarded(s string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a.Unmap(), true
+}
+
+// parseForwardedElement reads the for= parameter of one RFC 7239 Forwarded
+// element ("for=192.0.2.60;proto=http;by=203.0.113.43",
+// `for="[2001:db8:cafe::17]:4711"`). An element without for=, with it twice,
+// or naming an obfuscated or "unknown" node is malformed: it identifies no
+// address to walk on from.
+func parseForwardedElement(el string) (netip.Addr, bool) {
+	var val string
+	found := false
+	for _, pair := range strings.Split(el, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok {
+			return netip.Addr{}, false
+		}
+		if !strings.EqualFold(k, "for") {
+			continue
+		}
+		if found {
+			return netip.Addr{}, false
+		}
+		found, val = true, v
+	}
+	if !found {
+		return netip.Addr{}, false
+	}
+	if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+		val = val[1 : len(val)-1]
+	}
+	if strings.ContainsAny(val, `"\`) {
+		return netip.Addr{}, false // escapes never occur in node names
+	}
+	return parseForwarded(val)
 }

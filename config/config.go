@@ -62,6 +62,9 @@ type HTTPConfig struct {
 	// X-Forwarded-For is believed for login rate limits and audit entries;
 	// empty = the TCP peer is always the client. Env: comma-separated.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header those proxies write the client chain to:
+	// X-Forwarded-For or Forwarded (RFC 7239). Only that one is read.
+	ForwardedHeader string `yaml:"forwarded_header"`
 }
 
 // MQTTConfig is the "mqtt" section.
@@ -86,7 +89,7 @@ func Default() Config {
 	return Config{
 		DataDir:  "var/lookout",
 		LogLevel: "info",
-		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080", OpsAddr: ""},
+		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080", OpsAddr: "", ForwardedHeader: auth.HeaderXForwardedFor},
 		MQTT: MQTTConfig{EmbeddedAddr: "127.0.0.1:1883", ClientID: "lookout-gateway", QoS: 1,
 			KeepAlive: 30 * time.Second, ConnectRetry: 10 * time.Second},
 		Ingest:   ingest.DefaultConfig(),
@@ -127,8 +130,12 @@ func (c *Config) Validate() error {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return errors.New("http.tls_cert: tls_cert and tls_key go together")
 	}
-	if _, err := auth.ParseTrustedProxies(c.HTTP.TrustedProxies); err != nil {
+	tp, err := auth.ParseTrustedProxies(c.HTTP.TrustedProxies)
+	if err != nil {
 		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	if _, err := tp.WithHeader(c.HTTP.ForwardedHeader); err != nil {
+		return fmt.Errorf("http.forwarded_header: %w", err)
 	}
 	if c.MQTT.URL == "" && c.MQTT.EmbeddedAddr == "" {
 		return errors.New("mqtt.embedded_addr: must be set when mqtt.url is empty")

@@ -94,6 +94,22 @@ func TestTrustedProxies(t *testing.T) {
 	}
 }
 
+// http.forwarded_header defaults to X-Forwarded-For, takes Forwarded, and
+// refuses any other header by name.
+func TestForwardedHeader(t *testing.T) {
+	if d := Default(); d.HTTP.ForwardedHeader != "X-Forwarded-For" {
+		t.Fatalf("default forwarded_header = %q", d.HTTP.ForwardedHeader)
+	}
+	c, err := Load("", false, []string{"LOOKOUT_HTTP_FORWARDED_HEADER=Forwarded"}, nil)
+	if err != nil || c.HTTP.ForwardedHeader != "Forwarded" {
+		t.Fatalf("env: %q %v", c.HTTP.ForwardedHeader, err)
+	}
+	_, err = Load(writeFile(t, "http:\n  forwarded_header: X-Real-IP\n"), true, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "http.forwarded_header") || !strings.Contains(err.Error(), "X-Real-IP") {
+		t.Fatalf("X-Real-IP: err = %v, want one naming the key and the value", err)
+	}
+}
+
 func TestMissingFileOnlyAnErrorWhenExplicit(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none.yaml")
 	if _, err := Load(missing, false, nil, nil); err != nil {

@@ -52,6 +52,9 @@ func (a *App) setupSecurity(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
+	if proxies, err = proxies.WithHeader(a.cfg.HTTP.ForwardedHeader); err != nil {
+		return fmt.Errorf("http.forwarded_header: %w", err)
+	}
 	svc, err := httpauth.New(httpauth.Options{Store: st, Devices: lookup, MQTT: ma, Proxies: proxies, Config: cfg,
 		Prefix: a.cfg.Ingest.TopicPrefix, Clock: a.clk, Registerer: a.reg, Log: log})
 	if err != nil {
