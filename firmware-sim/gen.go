@@ -115,7 +115,6 @@ func (w *jw) num(k string, v float64, prec int) {
 }
 func (w *jw) boolean(k string, v bool) { w.key(k); w.b = strconv.AppendBool(w.b, v) }
 func (w *jw) str(k, v string)          { w.key(k); w.b = strconv.AppendQuote(w.b, v) }
-func (w *jw) raw(k, v string)          { w.key(k); w.b = append(w.b, v...) }
 func (w *jw) nums(k string, vs []float64, prec int) {
 	w.key(k)
 	w.b = append(w.b, '[')

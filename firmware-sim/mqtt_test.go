@@ -96,9 +96,10 @@ func TestLoadThroughMosquitto(t *testing.T) {
 		t.Fatalf("result %v", res)
 	}
 	t.Log(res)
-	got := col.waitFor(t, n, 30*time.Second)
+	col.waitFor(t, n, 30*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if got = col.snapshot(); len(got) != n {
+	got := col.snapshot()
+	if len(got) != n {
 		t.Fatalf("collector got %d, want exactly %d", len(got), n)
 	}
 	seen := map[time.Time]bool{}

@@ -45,18 +45,17 @@ type entry struct {
 	mu sync.Mutex
 	d  Device // static fields; d's health fields are unused
 
-	lastSeen     time.Time
-	battery      float64
-	hasBattery   bool
-	rssi         float64
-	hasRSSI      bool
-	state        string
-	dirty        bool // health (or zone/forest/firmware) changed since the last flush
-	isNew        bool // auto-registered, not yet in SQLite
-	pending      bool // Admit saw a non-online device speak; RunDue emits the transition
-	pendingFrom  string
-	pendingAt    time.Time
-	pendingSince time.Time // last seen before the recovery, for the event
+	lastSeen    time.Time
+	battery     float64
+	hasBattery  bool
+	rssi        float64
+	hasRSSI     bool
+	state       string
+	dirty       bool // health (or zone/forest/firmware) changed since the last flush
+	isNew       bool // auto-registered, not yet in SQLite
+	pending     bool // Admit saw a non-online device speak; RunDue emits the transition
+	pendingFrom string
+	pendingAt   time.Time
 }
 
 // snapshot returns the device with health filled in. Caller holds e.mu.

@@ -81,8 +81,6 @@ func (e *env) take() []string {
 	return out
 }
 
-func ptr(f float64) *float64 { return &f }
-
 func mustCreate(t testing.TB, g *Registry, id string, class ingest.Class, iv time.Duration) {
 	t.Helper()
 	if err := g.Create(context.Background(), Device{ID: id, Class: class, Name: "dev " + id, Lat: 31.5, Lon: 107.0,

@@ -1,7 +1,6 @@
 package video_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -226,8 +225,6 @@ func statusCode(err error) int {
 	}
 	return 0
 }
-
-func contains(b, sub string) bool { return bytes.Contains([]byte(b), []byte(sub)) }
 
 // waitFor polls cond (state reached by real goroutines) until d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {

@@ -332,7 +332,7 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 		if err != nil {
 			return err
 		}
-		d, err = waitPoints(influxURL, "telegraf", int64(n), 15*time.Minute)
+		_, err = waitPoints(influxURL, "telegraf", int64(n), 15*time.Minute)
 		tp.Stop()
 		if err != nil {
 			return fmt.Errorf("telegraf: %w", err)
@@ -394,7 +394,7 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 			}
 		}
 	}()
-	d, err = waitPoints(influxURL, "lookout", int64(n), 15*time.Minute)
+	_, err = waitPoints(influxURL, "lookout", int64(n), 15*time.Minute)
 	close(stopWatch)
 	select {
 	case di := <-ingested:

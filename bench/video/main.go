@@ -159,7 +159,7 @@ func runRelay(ns string, dur, warm time.Duration, bitrate, niceness int, muxPort
 		st0, _ := m.StreamStats(camera)
 		r, cpu, rp50, rp99, err := measure(m, reg, fmt.Sprintf("http://%s/api/v1/streams/%s/whep", ln.Addr(), camera), n, warm, dur, niceness)
 		if err != nil {
-			return fmt.Errorf("N=%d: %w", n, err)
+			return fmt.Errorf("%d viewers: %w", n, err)
 		}
 		if i == 0 {
 			base = r.E2EP99ms

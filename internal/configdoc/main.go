@@ -26,39 +26,42 @@ func comments(root string) (map[string]string, error) {
 	dirs := []string{"config", "ingest", "spool", "tsdb", "registry", "geo", "alerting", "hotspot", "video", "auth"}
 	for _, d := range dirs {
 		fset := token.NewFileSet()
-		pkgs, err := parser.ParseDir(fset, filepath.Join(root, d), func(fi os.FileInfo) bool {
-			return !strings.HasSuffix(fi.Name(), "_test.go")
-		}, parser.ParseComments)
+		names, err := filepath.Glob(filepath.Join(root, d, "*.go"))
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range pkgs {
-			for _, f := range p.Files {
-				ast.Inspect(f, func(n ast.Node) bool {
-					ts, ok := n.(*ast.TypeSpec)
-					if !ok {
-						return true
-					}
-					st, ok := ts.Type.(*ast.StructType)
-					if !ok {
-						return true
-					}
-					for _, fl := range st.Fields.List {
-						text := ""
-						if fl.Doc != nil {
-							text = fl.Doc.Text()
-						}
-						if fl.Comment != nil {
-							text = strings.TrimSpace(text + " " + fl.Comment.Text())
-						}
-						text = strings.Join(strings.Fields(text), " ")
-						for _, nm := range fl.Names {
-							out[d+"."+ts.Name.Name+"."+nm.Name] = text
-						}
-					}
-					return true
-				})
+		for _, name := range names {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
 			}
+			f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+			if err != nil {
+				return nil, err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				ts, ok := n.(*ast.TypeSpec)
+				if !ok {
+					return true
+				}
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
+					return true
+				}
+				for _, fl := range st.Fields.List {
+					text := ""
+					if fl.Doc != nil {
+						text = fl.Doc.Text()
+					}
+					if fl.Comment != nil {
+						text = strings.TrimSpace(text + " " + fl.Comment.Text())
+					}
+					text = strings.Join(strings.Fields(text), " ")
+					for _, nm := range fl.Names {
+						out[d+"."+ts.Name.Name+"."+nm.Name] = text
+					}
+				}
+				return true
+			})
 		}
 	}
 	return out, nil
