@@ -3,22 +3,31 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 INFLUXD_VERSION := v1.8.10
+STATICCHECK_VERSION := v0.8.2
 export GOFLAGS := -buildvcs=false
 
-.PHONY: run test vet build deps influxd bench-ingest bench-geo bench-alert bench-hotspots bench-video clean fuzz-smoke
+.PHONY: run test vet lint staticcheck build deps influxd bench-ingest bench-geo bench-alert bench-hotspots bench-video clean fuzz-smoke
 
 ## run: the whole system on embedded defaults with auth on (influxd, gateway with embedded broker, simulator
 ## with camera video). Ctrl-C stops all. RUN_ARGS go to `gateway serve` (e.g. make run RUN_ARGS=--insecure-dev).
 run: build influxd
 	@scripts/run.sh $(RUN_ARGS)
 
-## test: vet and every test (integration tests start real influxd, mosquitto, ffmpeg, chromium).
-test: influxd
-	$(GO) vet ./...
+## test: vet, staticcheck and every test (integration tests start real influxd, mosquitto, ffmpeg, chromium).
+test: influxd lint
 	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 -timeout 25m ./...
 
 vet:
 	$(GO) vet ./...
+
+## lint: go vet and staticcheck (installed into ./bin from the module proxy the first time).
+lint: vet staticcheck
+	$(BIN)/staticcheck ./...
+
+staticcheck:
+	@if [ -x "$(BIN)/staticcheck" ]; then :; \
+	else echo "installing staticcheck $(STATICCHECK_VERSION) into ./bin (go install, once)"; \
+	     mkdir -p $(BIN) && GOBIN=$(BIN) GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); fi
 
 build:
 	@mkdir -p $(BIN)
