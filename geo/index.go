@@ -106,21 +106,44 @@ func (ix *Index) forestsAt(p orb.Point, limit float64, in []int32) ([]int32, int
 	if in = l.containing(in, p); len(in) > 0 {
 		return in, -1, 0
 	}
+	i, d := l.nearestWithin(p, limit)
+	return in, i, d
+}
+
+// NearZone reports whether p lies in a zone or within metres (geodesic) of
+// one: the hotspot importer's area buffer, which keeps pixel centres that
+// fall just outside the county line. Exact, like Locate's forest distance.
+func (ix *Index) NearZone(p orb.Point, metres float64) bool {
+	if checkPoint(p) != nil || ix.zones.len() == 0 {
+		return false
+	}
+	if ix.innermostZone(p) >= 0 {
+		return true
+	}
+	i, _ := ix.zones.nearestWithin(p, metres)
+	return i >= 0
+}
+
+// nearestWithin returns the feature whose boundary is closest to p and the
+// geodesic distance to it, when within limit metres (else -1, -1).
+func (l *layer) nearestWithin(p orb.Point, limit float64) (int, float64) {
+	if limit < 0 {
+		return -1, -1
+	}
 	kx, ky := metresPerDegree(p[1])
 	if kx < 1 {
 		kx = 1 // at the poles: keep the search box finite
 	}
 	// Work on a slightly larger planar limit: the local plane and the geodesic
 	// differ by far less than 1 %, and the final answer is re-measured.
-	bestI, _, at := l.nearest(p, kx, ky, planarLimit(limit))
-	if bestI < 0 {
-		return in, -1, -1
+	i, _, at := l.nearest(p, kx, ky, planarLimit(limit))
+	if i < 0 {
+		return -1, -1
 	}
-	d := shortDistance(p, at)
-	if d > limit {
-		return in, -1, -1
+	if d := shortDistance(p, at); d <= limit {
+		return i, d
 	}
-	return in, bestI, d
+	return -1, -1
 }
 
 // planarLimit is the local-plane search bound (metres) for a geodesic limit.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 
@@ -446,5 +447,79 @@ func TestLocateRejectsBadPoints(t *testing.T) {
 		if ix.Within(p, 1000) {
 			t.Errorf("Within(%v) = true", p)
 		}
+	}
+}
+
+// TestNearZoneMatchesBruteForce: "in a zone or within metres of one" (the
+// hotspot area buffer) agrees with orb containment plus a scan of every zone
+// edge, around the seed county, for buffers from 0 to 2 km.
+func TestNearZoneMatchesBruteForce(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Zones = LayerFile{Path: "../seeds/zones.geojson"}
+	ix := mustLayers(t, cfg).Current()
+	data, err := os.ReadFile(cfg.Zones.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := geojson.UnmarshalFeatureCollection(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zones []orb.MultiPolygon
+	all := orb.Bound{Min: orb.Point{180, 90}, Max: orb.Point{-180, -90}}
+	for _, f := range coll.Features {
+		switch g := f.Geometry.(type) {
+		case orb.Polygon:
+			zones = append(zones, orb.MultiPolygon{g})
+		case orb.MultiPolygon:
+			zones = append(zones, g)
+		}
+		all = all.Union(f.Geometry.Bound())
+	}
+	if len(zones) < 10 {
+		t.Fatalf("%d zones in the seeds", len(zones))
+	}
+	rng := rand.New(rand.NewPCG(9, 1))
+	var inside, near, far int
+	for k := 0; k < 3000; k++ {
+		// the county's bound widened by ~3 km on every side
+		p := orb.Point{all.Min[0] - 0.03 + rng.Float64()*(all.Max[0]-all.Min[0]+0.06),
+			all.Min[1] - 0.03 + rng.Float64()*(all.Max[1]-all.Min[1]+0.06)}
+		in := false
+		bestD := math.Inf(1)
+		kx, ky := metresPerDegree(p[1])
+		for _, mp := range zones {
+			in = in || bruteContains(mp, p)
+			for _, pg := range mp {
+				for _, r := range pg {
+					for j := 0; j+1 < len(r); j++ {
+						bestD = math.Min(bestD, Distance(p, closestOnSegment(p, r[j], r[j+1], kx, ky)))
+					}
+				}
+			}
+		}
+		for _, m := range []float64{0, 300, 2000} {
+			want := in || bestD <= m
+			if !in && math.Abs(bestD-m) < 0.05 {
+				continue // on the buffer's edge: rounding decides
+			}
+			if got := ix.NearZone(p, m); got != want {
+				t.Fatalf("%v within %v m: NearZone %v; brute force inside=%v, edge at %.2f m", p, m, got, in, bestD)
+			}
+			switch {
+			case in:
+				inside++
+			case want:
+				near++
+			default:
+				far++
+			}
+		}
+	}
+	if inside == 0 || near < 100 || far < 100 {
+		t.Fatalf("inside %d, near %d, far %d: the sample misses a case", inside, near, far)
+	}
+	if empty := newIndex(DefaultConfig(), nil, nil, nil); empty.NearZone(orb.Point{107, 31}, 5000) {
+		t.Error("no zone layer: NearZone true")
 	}
 }

@@ -1,8 +1,6 @@
 package hotspot
 
 import (
-	"math"
-
 	"github.com/paulmach/orb"
 
 	"github.com/lookoutfire/lookout/geo"
@@ -21,11 +19,10 @@ func (g GeoLocator) Locate(lat, lon float64) Place {
 	return placeOf(g.Layers.Current().Locate(orb.Point{lon, lat}))
 }
 
-// Within reports whether the point lies in a zone or within about metres of one. geo
-// has no distance-to-zone query, so the buffer is probed (see AreaWithin).
+// Within reports whether the point lies in a zone or within metres of one
+// (geodesic distance to the nearest zone boundary, exact).
 func (g GeoLocator) Within(lat, lon, metres float64) bool {
-	ix := g.Layers.Current()
-	return AreaWithin(func(la, lo float64) bool { return len(ix.Locate(orb.Point{lo, la}).Zones) > 0 }, lat, lon, metres)
+	return g.Layers.Current().NearZone(orb.Point{lon, lat}, metres)
 }
 
 func placeOf(l geo.Location) Place {
@@ -40,33 +37,4 @@ func placeOf(l geo.Location) Place {
 		}
 	}
 	return p
-}
-
-// areaProbes is the number of probe bearings per ring in AreaWithin.
-const areaProbes = 16
-
-// AreaWithin decides "inside the area, or within metres of it" from a point-in-area
-// test alone: the point itself, then rings at metres/2 and metres probed every 22.5°.
-// A zone edge within metres is found unless only a sliver of the zone, narrower than
-// about 0.4 × metres, reaches towards the point; for a buffer meant to keep pixel
-// centres that fall just over the county line that is close enough.
-func AreaWithin(inArea func(lat, lon float64) bool, lat, lon, metres float64) bool {
-	if inArea(lat, lon) {
-		return true
-	}
-	if metres <= 0 {
-		return false
-	}
-	cosLat := math.Max(0.01, math.Cos(lat*math.Pi/180))
-	for _, r := range []float64{metres / 2, metres} {
-		dLat := r / 1000 / kmPerDegLat
-		dLon := r / 1000 / (kmPerDegLon * cosLat)
-		for k := 0; k < areaProbes; k++ {
-			a := 2 * math.Pi * float64(k) / areaProbes
-			if inArea(lat+dLat*math.Cos(a), lon+dLon*math.Sin(a)) {
-				return true
-			}
-		}
-	}
-	return false
 }

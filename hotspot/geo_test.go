@@ -25,34 +25,6 @@ func seedLayers(t testing.TB) *geo.Layers {
 	return l
 }
 
-func TestAreaWithin(t *testing.T) {
-	box := rect{minLat: 25, maxLat: 25.5, minLon: 100, maxLon: 100.5}
-	calls := 0
-	in := func(lat, lon float64) bool { calls++; return box.contains(lat, lon) }
-	tests := []struct {
-		lat, lon, m float64
-		want        bool
-	}{
-		{25.2, 100.2, 0, true},
-		{25.2, 100.51, 0, false},
-		{25.2, 100.51, 2000, true},  // ~1 km east
-		{25.2, 100.53, 2000, false}, // ~3 km east
-		{25.515, 100.2, 2000, true}, // ~1.7 km north
-		{25.52, 100.2, 2000, false}, // ~2.2 km north
-		{25.51, 100.51, 2000, true}, // ~1.5 km diagonal off the corner
-	}
-	for _, tc := range tests {
-		if got := AreaWithin(in, tc.lat, tc.lon, tc.m); got != tc.want {
-			t.Errorf("%v,%v within %v m: %v, want %v", tc.lat, tc.lon, tc.m, got, tc.want)
-		}
-	}
-	calls = 0
-	AreaWithin(in, 30, 110, 2000)
-	if calls != 1+2*areaProbes {
-		t.Errorf("%d probes", calls)
-	}
-}
-
 func TestGeoLocatorOnSeeds(t *testing.T) {
 	g := GeoLocator{Layers: seedLayers(t)}
 	p := g.Locate(31.575, 106.925)

@@ -73,7 +73,12 @@ func (f *fakeLocator) Locate(lat, lon float64) Place {
 }
 
 func (f *fakeLocator) Within(lat, lon, metres float64) bool {
-	return AreaWithin(func(la, lo float64) bool { return len(f.Locate(la, lo).Zones) > 0 }, lat, lon, metres)
+	for _, z := range f.zones {
+		if z.distanceM(lat, lon) <= metres {
+			return true
+		}
+	}
+	return false
 }
 
 func testLocator() *fakeLocator {
