@@ -193,6 +193,7 @@ type Refusal struct {
 	Detail string
 }
 
+// Error names the reason and detail (never a secret).
 func (r *Refusal) Error() string { return "mqtt refused: " + r.Reason + ": " + r.Detail }
 
 // Unwrap makes every refusal an errs.ErrUnauthorized.

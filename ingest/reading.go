@@ -127,6 +127,7 @@ type Reject struct {
 	Detail string // human-readable, no secrets
 }
 
+// Error is the reason with the offending field and detail, as logged.
 func (e *Reject) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("rejected (%s): %s: %s", e.Reason, e.Field, e.Detail)

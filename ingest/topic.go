@@ -6,7 +6,7 @@ import "strings"
 // file names, so they are short and drawn from a conservative alphabet.
 const MaxDeviceIDLen = 64
 
-// classKinds says which kinds each class may publish. Keeping this table next to
+// Kinds says which kinds class c may publish. Keeping this table next to
 // ParseTopic means an impossible pair (a smoke alarm "detection") is refused at
 // the topic, before anyone looks at the payload.
 func (c Class) Kinds() []Kind {

@@ -17,7 +17,7 @@ type Config struct {
 	SyncInterval time.Duration `yaml:"sync_interval"` // fsync period (0 = fsync every append batch)
 }
 
-// DefaultConfig: 1 GiB of backlog, 64 MiB segments, fsync once a second.
+// DefaultConfig is 1 GiB of backlog, 64 MiB segments, fsync once a second.
 func DefaultConfig() Config {
 	return Config{MaxBytes: 1 << 30, SegmentBytes: 64 << 20, SyncInterval: time.Second}
 }

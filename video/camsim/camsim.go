@@ -28,7 +28,7 @@ import (
 	"github.com/pion/webrtc/v3/pkg/media"
 )
 
-// ErrNoFrames: the file holds no H.264 picture (not Annex-B, or empty).
+// ErrNoFrames means the file holds no H.264 picture (not Annex-B, or empty).
 var ErrNoFrames = errors.New("camsim: no H.264 access units in file")
 
 // Options tune a simulated camera. The zero value streams at 30 fps on any interface.
@@ -340,6 +340,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error names the status and the server's answer.
 func (e *StatusError) Error() string { return fmt.Sprintf("camsim: HTTP %d: %s", e.Code, e.Body) }
 
 // DeleteSession ends a WHIP/WHEP session (best effort, bounded).
