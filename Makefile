@@ -59,3 +59,12 @@ bench-alert: build influxd
 
 clean:
 	rm -rf var bin
+
+## fuzz-smoke: every fuzz target for FUZZTIME (default 10s) past its seed corpus, which `make test` already runs.
+FUZZTIME ?= 10s
+fuzz-smoke:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -c6-); do \
+	    echo "== $$(dirname $$f) $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+	  done; done
