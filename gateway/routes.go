@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/lookoutfire/lookout/auth"
+	"github.com/lookoutfire/lookout/console"
 	"github.com/lookoutfire/lookout/web"
 )
 
@@ -60,6 +61,11 @@ func (a *App) routes() []web.Route {
 		{Method: del, Pattern: "/api/v1/streams/{camera}/whep/{session}", Role: auth.RoleOperator, Handler: a.video.HandleWHEPDelete},
 		{Method: get, Pattern: "/api/v1/streams", Role: auth.RoleAny, Handler: a.video.HandleList},
 		{Method: get, Pattern: "/live/{camera}", Role: auth.RoleOperator, Handler: a.video.HandleViewerPage},
+		// --- control-room page (public shell: its data comes from the rows above) ---
+		{Method: get, Pattern: "/console", Role: auth.RolePublic, Handler: console.Handle},
+		{Method: get, Pattern: "/{$}", Role: auth.RolePublic, Handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "console", http.StatusFound)
+		}},
 		// --- security (users, tokens, credentials, audit) ---
 		{Method: post, Pattern: "/api/v1/login", Role: auth.RolePublic, Handler: a.sec.http.HandleLogin, MaxBody: 4 << 10, Audit: "login"},
 		{Method: post, Pattern: "/api/v1/logout", Role: auth.RoleAny, Handler: a.sec.http.HandleLogout, MaxBody: 1 << 10, Audit: "logout"},

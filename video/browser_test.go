@@ -2,23 +2,15 @@ package video_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/lookoutfire/lookout/internal/testenv"
 	"github.com/lookoutfire/lookout/video"
 	"github.com/lookoutfire/lookout/video/camsim"
 )
-
-// chromiumPath is Debian's chromium; CI installs it. LOOKOUT_CHROMIUM overrides.
-func chromiumPath() string {
-	if p := os.Getenv("LOOKOUT_CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
 
 // framesDecodedJS reads framesDecoded of the page's inbound video from getStats().
 const framesDecodedJS = `(async () => {
@@ -31,9 +23,6 @@ const framesDecodedJS = `(async () => {
 
 // A real browser opens /live/{camera} and decodes frames relayed from a WHIP camera.
 func TestBrowserPlaysLivePage(t *testing.T) {
-	if _, err := os.Stat(chromiumPath()); err != nil {
-		t.Fatalf("chromium is required (Debian package chromium): %v", err)
-	}
 	g := startGateway(t, testConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -45,25 +34,10 @@ func TestBrowserPlaysLivePage(t *testing.T) {
 	}()
 	g.ev.wait(t, video.EventStreamUp, "cam-01", 20*time.Second)
 
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
+	bctx := testenv.Browser(t, ctx,
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	// Start the browser (outside the 10 s budget, which is for the page to play).
-	if _, err := chromedp.Run(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
 
 	start := time.Now()
 	if _, err := chromedp.Run(bctx, chromedp.Navigate(g.url("/live/cam-01"))); err != nil {

@@ -1,9 +1,7 @@
 package video
 
 import (
-	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"mime"
@@ -117,12 +115,7 @@ var viewerPage []byte
 
 // viewerCSP allows only the page's own inline script (by hash) and same-origin fetches.
 func viewerCSP() string {
-	s := string(viewerPage)
-	i := strings.Index(s, "<script>")
-	j := strings.Index(s, "</script>")
-	sum := sha256.Sum256([]byte(s[i+len("<script>") : j]))
-	return "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-		"'; style-src 'unsafe-inline'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:"
+	return web.PageCSP(viewerPage, "connect-src 'self'; media-src 'self' blob:; img-src 'self' data:")
 }
 
 // HandleViewerPage is GET /live/{camera}: a self-contained page (no external assets)
@@ -132,9 +125,5 @@ func (m *Manager) HandleViewerPage(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, fmt.Errorf("%w: %q", ErrUnknownCamera, r.PathValue("camera")))
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", m.csp)
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(viewerPage)
+	web.ServePage(w, viewerPage, m.csp)
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,5 +89,26 @@ func TestPathID(t *testing.T) {
 		if err != nil && !errors.Is(err, errs.ErrInvalid) {
 			t.Errorf("PathID(%q) error not ErrInvalid: %v", v, err)
 		}
+	}
+}
+
+// PageCSP allows exactly the page's inline script, by its SHA-256; a page
+// without one runs no script at all.
+func TestPageCSP(t *testing.T) {
+	page := []byte("<html><script>alert(1)</script></html>")
+	sum := sha256.Sum256([]byte("alert(1)"))
+	want := "script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	csp := PageCSP(page, "connect-src 'self'")
+	if !strings.HasPrefix(csp, "default-src 'none'; ") || !strings.Contains(csp, want) || !strings.HasSuffix(csp, "connect-src 'self'") {
+		t.Fatalf("csp %q, want default-src 'none', %s and the extra directives", csp, want)
+	}
+	if csp := PageCSP([]byte("<p>no script</p>"), "img-src 'self'"); strings.Contains(csp, "script-src") {
+		t.Fatalf("scriptless page: %q", csp)
+	}
+	rec := httptest.NewRecorder()
+	ServePage(rec, page, csp)
+	if rec.Header().Get("Content-Security-Policy") != csp || rec.Header().Get("X-Content-Type-Options") != "nosniff" ||
+		!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") || rec.Body.String() != string(page) {
+		t.Fatalf("ServePage headers %v body %q", rec.Header(), rec.Body.String())
 	}
 }
