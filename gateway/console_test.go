@@ -104,6 +104,44 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got.State != alerting.ActiveAck || got.AckedBy != "u-operator" {
 		t.Fatalf("alert after the button: state %s by %q, want active_ack by u-operator", got.State, got.AckedBy)
 	}
+
+	// Each duty sees its own lists: a maintenance user the device health (the
+	// registered camera has never been seen), a verifier the hotspot reports;
+	// neither sees the operators' alerts.
+	relogin := func(user string) {
+		t.Helper()
+		do("log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login")))
+		if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](
+			`(document.getElementById("user").value = "", document.getElementById("password").value = "") === ""`)); err != nil {
+			t.Fatalf("clear the form: %v", err)
+		}
+		do("log in as "+user,
+			chromedp.SendKeys(chromedp.CSS("#user"), user),
+			chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
+			chromedp.Click(chromedp.CSS("#loginButton")),
+			chromedp.WaitVisible(chromedp.CSS("#app")))
+	}
+	hidden := func(sel string) bool {
+		t.Helper()
+		v, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.querySelector(`+"`"+sel+"`"+`).hidden`))
+		if err != nil {
+			t.Fatalf("%s: %v", sel, err)
+		}
+		return v
+	}
+	relogin("u-maintenance")
+	do("device health", chromedp.WaitVisible(chromedp.CSS(`#zones tr[data-zone="all zones"]`)))
+	if got := text(`#zones tr[data-zone="all zones"] td:nth-child(2)`); got != "0 / 1" {
+		t.Errorf("maintenance: all zones online %q, want 0 / 1 (cam-01, never seen)", got)
+	}
+	if !hidden("#alertsSection") || !hidden("#hotspotsSection") || hidden("#healthSection") {
+		t.Errorf("maintenance sees alerts %v, hotspots %v, health %v", !hidden("#alertsSection"), !hidden("#hotspotsSection"), !hidden("#healthSection"))
+	}
+	relogin("u-verifier")
+	do("hotspot reports", chromedp.WaitVisible(chromedp.CSS(`#hotspots td.empty`)))
+	if !hidden("#alertsSection") || hidden("#hotspotsSection") || !hidden("#healthSection") {
+		t.Errorf("verifier sees alerts %v, hotspots %v, health %v", !hidden("#alertsSection"), !hidden("#hotspotsSection"), !hidden("#healthSection"))
+	}
 }
 
 // The console is served with a policy that lets only its own script run.
