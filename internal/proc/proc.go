@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -59,15 +60,36 @@ func Terminate(cmd *exec.Cmd, grace time.Duration) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that no earlier call in this process returned. The kernel may hand the same
+// ephemeral port to two quick bind(:0) calls once the first listener is
+// closed, and a test that starts influxd with an HTTP and an RPC port drawn
+// back to back then binds both to one port (influxd's RPC mux answers the HTTP
+// probe and the test times out). Ports are a process-wide resource, so the
+// record of handed-out ports is too.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	given.mu.Lock()
+	defer given.mu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given.ports[port] {
+			given.ports[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no fresh loopback port in 100 tries")
 }
+
+// given records the ports FreePort handed out (see there).
+var given = struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // WaitHTTP waits until u answers with a status below 500.
 func WaitHTTP(u string, d time.Duration) error {
