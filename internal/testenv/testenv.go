@@ -136,9 +136,11 @@ func StartInflux(t testing.TB) *Influx {
 		t.Fatalf("influxd: %v", err)
 	}
 	dir := t.TempDir()
-	httpPort, rpcPort := FreePort(t), FreePort(t)
+	httpPort := FreePort(t)
+	// The RPC mux (backup/restore, unused here) takes a port of the kernel's
+	// choosing at bind time: only the HTTP port is picked in advance.
 	conf := fmt.Sprintf(`reporting-disabled = true
-bind-address = "127.0.0.1:%d"
+bind-address = "127.0.0.1:0"
 [meta]
   dir = %q
 [data]
@@ -158,7 +160,7 @@ bind-address = "127.0.0.1:%d"
   store-enabled = false
 [continuous_queries]
   enabled = false
-`, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
+`, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
 	cfg := filepath.Join(dir, "influxdb.conf")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
