@@ -123,6 +123,13 @@ type pionViewer struct {
 	keyframes atomic.Int64 // IDR slices completed
 	gotKey    chan struct{}
 	keyOnce   sync.Once
+	// settled is closed once the connection is connected, failed or closed:
+	// pion v3.3.6 starts the ICE transport on its own goroutine after
+	// SetRemoteDescription, and a Close racing that start is a data race inside
+	// pion (ICETransport.Start writes the mux that stop reads unlocked), which
+	// -race reports against whichever test closed a viewer just after dialing it.
+	settled    chan struct{}
+	settleOnce sync.Once
 }
 
 // dialViewer opens a WHEP session; the error is a *camsim.StatusError for non-201 replies.
@@ -135,7 +142,13 @@ func dialViewer(ctx context.Context, endpoint string) (*pionViewer, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &pionViewer{pc: pc, gotKey: make(chan struct{})}
+	v := &pionViewer{pc: pc, gotKey: make(chan struct{}), settled: make(chan struct{})}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			v.settleOnce.Do(func() { close(v.settled) })
+		}
+	})
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		pc.Close()
 		return nil, err
@@ -200,7 +213,13 @@ func (v *pionViewer) waitKeyframe(t *testing.T, d time.Duration) {
 	}
 }
 
+// close waits for the connection to settle (at most 10 s; see
+// pionViewer.settled), then ends the session and the peer connection.
 func (v *pionViewer) close() {
+	select {
+	case <-v.settled:
+	case <-time.After(10 * time.Second):
+	}
 	if v.location != "" {
 		_ = camsim.DeleteSession(http.DefaultClient, v.location, "")
 	}
