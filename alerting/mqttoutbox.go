@@ -149,12 +149,9 @@ func (o *mqttOutbox) committed(dropped int64) {
 	}
 }
 
+// mqttBackoff is the wait after the n-th consecutive failed publish.
 func mqttBackoff(failures int) time.Duration {
-	d := mqttBaseBackoff << min(failures-1, 30)
-	if d > mqttMaxBackoff || d <= 0 {
-		d = mqttMaxBackoff
-	}
-	return d
+	return retryBackoff(mqttBaseBackoff, mqttMaxBackoff, failures)
 }
 
 type mqttRow struct {
@@ -236,12 +233,8 @@ func (o *mqttOutbox) failed(ctx context.Context, r mqttRow, now time.Time, perr 
 	o.failures++
 	o.retryAt = now.Add(mqttBackoff(o.failures))
 	o.results.WithLabelValues("retry").Inc()
-	msg := perr.Error()
-	if len(msg) > 300 {
-		msg = msg[:300]
-	}
 	if _, err := o.db.ExecContext(ctx, `UPDATE mqtt_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?`,
-		msg, r.id); err != nil {
+		lastError(perr), r.id); err != nil {
 		return fmt.Errorf("alerting: mqtt outbox: %w (after publish error: %w)", err, perr)
 	}
 	return fmt.Errorf("alerting: mqtt publish %s (retry in %s): %w", r.topic, o.retryAt.Sub(now), perr)

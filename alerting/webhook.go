@@ -106,21 +106,14 @@ func (o *outbox) runDue(ctx context.Context, now time.Time) (int, error) {
 		}
 		attempts := r.attempts + 1
 		dead := attempts >= cfg.MaxAttempts
-		backoff := cfg.BaseBackoff << min(attempts-1, 30)
-		if backoff > cfg.MaxBackoff || backoff <= 0 {
-			backoff = cfg.MaxBackoff
-		}
+		backoff := retryBackoff(cfg.BaseBackoff, cfg.MaxBackoff, attempts)
 		if dead {
 			o.results.WithLabelValues("dead").Inc()
 		} else {
 			o.results.WithLabelValues("retry").Inc()
 		}
-		msg := derr.Error()
-		if len(msg) > 300 {
-			msg = msg[:300]
-		}
 		if _, err := o.e.db.ExecContext(ctx, `UPDATE webhook_outbox SET attempts = ?, next_at = ?, dead = ?, last_error = ? WHERE id = ?`,
-			attempts, ms(now.Add(backoff)), dead, msg, r.id); err != nil {
+			attempts, ms(now.Add(backoff)), dead, lastError(derr), r.id); err != nil {
 			return delivered, fmt.Errorf("alerting: outbox: %w", err)
 		}
 	}
@@ -149,4 +142,24 @@ func (o *outbox) post(ctx context.Context, w WebhookConfig, r outboxRow) error {
 		return fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// retryBackoff is the wait after the n-th consecutive failed delivery (n ≥ 1)
+// of an outbox (webhooks, MQTT): base, doubling per failure, capped at limit.
+func retryBackoff(base, limit time.Duration, n int) time.Duration {
+	d := base << min(n-1, 30)
+	if d > limit || d <= 0 {
+		d = limit
+	}
+	return d
+}
+
+// lastError is a failed delivery's error as an outbox row keeps it: the first
+// 300 bytes, enough to tell a refused connection from an HTTP 500.
+func lastError(err error) string {
+	msg := err.Error()
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return msg
 }
