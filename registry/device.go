@@ -2,16 +2,15 @@ package registry
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lookoutfire/lookout/errs"
 	"github.com/lookoutfire/lookout/ingest"
+	"github.com/lookoutfire/lookout/internal/rtspurl"
 )
 
 // Sentinel errors. They wrap the errs kinds so the HTTP edge maps them to
@@ -149,7 +148,7 @@ func (in Input) Device(defInterval time.Duration) (Device, error) {
 	}
 	d.Lat, d.Lon = *in.Lat, *in.Lon
 	if d.RTSPURL != "" {
-		if err := checkRTSPURL(d.RTSPURL); err != nil {
+		if err := rtspurl.Check(d.RTSPURL); err != nil {
 			return bad("rtsp_url", "%v", err)
 		}
 	}
@@ -213,30 +212,4 @@ func parseInterval(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%v: want %v..%v", d, minInterval, maxInterval)
 	}
 	return d, nil
-}
-
-// checkRTSPURL accepts what the video relay can pull: an rtsp:// or rtsps://
-// URL with a host. The URL may carry credentials, so errors never repeat it.
-func checkRTSPURL(raw string) error {
-	const want = "want rtsp://[user:pass@]host[:port]/path (or rtsps://)"
-	if strings.ContainsAny(raw, " \t\r\n") {
-		return fmt.Errorf("contains white space; %s", want)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL
-		}
-		return fmt.Errorf("not a URL (%v); %s", err, want)
-	}
-	switch {
-	case u.Scheme != "rtsp" && u.Scheme != "rtsps":
-		return fmt.Errorf("scheme %q; %s", u.Scheme, want)
-	case !strings.HasPrefix(raw, u.Scheme+":"): // ffmpeg matches protocol names case-sensitively
-		return fmt.Errorf("scheme must be lower case; %s", want)
-	case u.Opaque != "" || u.Hostname() == "":
-		return fmt.Errorf("no host; %s", want)
-	}
-	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/lookoutfire/lookout/internal/rtspurl"
 )
 
 // Config holds the video settings (YAML section "video"). Keep every field documented
@@ -133,7 +135,7 @@ func (c Config) Validate() error {
 		case s.RTSP != "" && s.RTPPort != 0:
 			return fmt.Errorf("%s: set rtsp or rtp_port, not both", key)
 		case s.RTSP != "":
-			if err := checkRTSPURL(s.RTSP); err != nil {
+			if err := rtspurl.Check(s.RTSP); err != nil {
 				return fmt.Errorf("%s.rtsp: %v", key, err)
 			}
 		case s.RTPPort < 1 || s.RTPPort > 65535:

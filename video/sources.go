@@ -1,33 +1,11 @@
 package video
 
 import (
-	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
-)
 
-// checkRTSPURL accepts what ffmpeg can pull: rtsp:// or rtsps:// with a host.
-// Errors never repeat the URL (it may carry a password).
-func checkRTSPURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("not a URL (%v); want rtsp://host[:port]/path", err)
-	case u.Scheme != "rtsp" && u.Scheme != "rtsps":
-		return fmt.Errorf("scheme %q; want rtsp://host[:port]/path", u.Scheme)
-	case !strings.HasPrefix(raw, u.Scheme+":"): // ffmpeg matches protocol names case-sensitively
-		return errors.New("scheme must be lower case; want rtsp://host[:port]/path")
-	case u.Opaque != "" || u.Hostname() == "":
-		return errors.New("no host; want rtsp://host[:port]/path")
-	}
-	return nil
-}
+	"github.com/lookoutfire/lookout/internal/rtspurl"
+)
 
 // SetCameraRTSP makes rtspURL the camera's RTSP pull source, as the device
 // registry's rtsp_url says; "" removes it. The gateway calls it for every
@@ -50,7 +28,7 @@ func checkRTSPURL(raw string) error {
 // Calling it again with the same URL changes nothing.
 func (m *Manager) SetCameraRTSP(camera, rtspURL string) error {
 	if rtspURL != "" {
-		if err := checkRTSPURL(rtspURL); err != nil {
+		if err := rtspurl.Check(rtspURL); err != nil {
 			return fmt.Errorf("%w: camera %s: %v", ErrBadSource, camera, err)
 		}
 		if !m.cams.IsCamera(camera) {
