@@ -102,10 +102,11 @@ func (tp TrustedProxies) trusted(a netip.Addr) bool {
 // walk and the last trusted hop is used; if every hop is trusted, the
 // leftmost one is.
 func (tp TrustedProxies) ClientIP(r *http.Request) string {
+	header := HeaderXForwardedFor
 	if tp.forwarded {
-		return tp.clientIP(r.RemoteAddr, r.Header.Values(HeaderForwarded))
+		header = HeaderForwarded
 	}
-	return tp.clientIP(r.RemoteAddr, r.Header.Values(HeaderXForwardedFor))
+	return tp.clientIP(r.RemoteAddr, r.Header.Values(header))
 }
 
 func (tp TrustedProxies) clientIP(remoteAddr string, xff []string) string {
@@ -133,13 +134,7 @@ func (tp TrustedProxies) clientIP(remoteAddr string, xff []string) string {
 			} else {
 				more = false
 			}
-			var a netip.Addr
-			var ok bool
-			if tp.forwarded {
-				a, ok = parseForwardedElement(entry)
-			} else {
-				a, ok = parseForwarded(strings.TrimSpace(entry))
-			}
+			a, ok := tp.parseEntry(entry)
 			if !ok {
 				return hop.String()
 			}
@@ -150,6 +145,14 @@ func (tp TrustedProxies) clientIP(remoteAddr string, xff []string) string {
 		}
 	}
 	return hop.String()
+}
+
+// parseEntry reads one entry of the configured header.
+func (tp TrustedProxies) parseEntry(entry string) (netip.Addr, bool) {
+	if tp.forwarded {
+		return parseForwardedElement(entry)
+	}
+	return parseForwarded(strings.TrimSpace(entry))
 }
 
 // parseForwarded reads one X-Forwarded-For entry: an address, optionally with a

@@ -235,11 +235,7 @@ func checkClientIP(t *testing.T, tp TrustedProxies, peer, xff string) {
 	}
 	found := false
 	for _, e := range strings.Split(xff, ",") {
-		ea, ok := parseForwarded(strings.TrimSpace(e))
-		if tp.forwarded {
-			ea, ok = parseForwardedElement(e)
-		}
-		if ok && ea == a {
+		if ea, ok := tp.parseEntry(e); ok && ea == a {
 			found = true
 		}
 	}
