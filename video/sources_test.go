@@ -14,16 +14,20 @@ import (
 
 // fakeFFmpeg writes a stand-in for ffmpeg that appends the URL it was asked to
 // pull to a file and then waits to be interrupted, so the RTSP lifecycle can be
-// observed without a camera. It returns the binary and the file of pulled URLs.
-func fakeFFmpeg(t *testing.T) (bin, pulls string) {
+// observed without a camera. It returns the default config using it, a fake
+// clock for the manager and the file of pulled URLs.
+func fakeFFmpeg(t *testing.T) (cfg Config, fc *clock.Fake, pulls string) {
 	t.Helper()
 	dir := t.TempDir()
-	bin, pulls = filepath.Join(dir, "ffmpeg"), filepath.Join(dir, "pulls")
+	bin := filepath.Join(dir, "ffmpeg")
+	pulls = filepath.Join(dir, "pulls")
 	script := "#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = -i ]; then echo \"$2\" >> '" + pulls + "'; fi; shift; done\nexec sleep 60\n"
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return bin, pulls
+	cfg = DefaultConfig()
+	cfg.FFmpegPath = bin
+	return cfg, clock.NewFake(time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)), pulls
 }
 
 func readPulls(t *testing.T, path string) []string {
@@ -57,10 +61,7 @@ func TestRegistryRTSPSource(t *testing.T) {
 		urlB   = "rtsps://user:pw@127.0.0.1:9/b"
 		urlCfg = "rtsp://127.0.0.1:9/configured"
 	)
-	bin, pulls := fakeFFmpeg(t)
-	fc := clock.NewFake(time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
-	cfg := DefaultConfig()
-	cfg.FFmpegPath = bin
+	cfg, fc, pulls := fakeFFmpeg(t)
 	cfg.Sources = []Source{{Camera: "cam-cfg", RTSP: urlCfg}}
 	m, logs := newLoggedManager(t, cfg, fc)
 	stats := func(cam string) (StreamStats, bool) { return m.StreamStats(cam) }
@@ -181,10 +182,7 @@ func TestRegistryRTSPSource(t *testing.T) {
 // A deleted camera's WHIP stream and registry RTSP stream are closed with their
 // viewers; a closed manager refuses further sources.
 func TestRemoveCamera(t *testing.T) {
-	bin, _ := fakeFFmpeg(t)
-	fc := clock.NewFake(time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
-	cfg := DefaultConfig()
-	cfg.FFmpegPath = bin
+	cfg, fc, _ := fakeFFmpeg(t)
 	m := newUnitManager(t, cfg, fc)
 	whip, err := m.stream("cam-w")
 	if err != nil {
@@ -223,10 +221,7 @@ func TestRemoveCamera(t *testing.T) {
 // only after the lock is released) does not start ffmpeg: nothing would ever
 // stop it before shutdown once the stream is out of the manager's table.
 func TestRetiredStreamStartsNoFFmpeg(t *testing.T) {
-	bin, pulls := fakeFFmpeg(t)
-	fc := clock.NewFake(time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
-	cfg := DefaultConfig()
-	cfg.FFmpegPath = bin
+	cfg, fc, pulls := fakeFFmpeg(t)
 	m := newUnitManager(t, cfg, fc)
 	if err := m.SetCameraRTSP("cam", "rtsp://127.0.0.1:9/r"); err != nil {
 		t.Fatal(err)
