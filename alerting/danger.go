@@ -84,13 +84,22 @@ func (e *Engine) stationRule(ctx context.Context, r ingest.Reading) error {
 	if err != nil {
 		return err
 	}
-	codes, lastDay, acc := st.codes, st.lastDay, st.acc
-	if rain > 0 {
-		acc += rain
-	}
+	codes, lastDay := st.codes, st.lastDay
 	local := r.Time.In(e.tz)
 	day := local.Format("2006-01-02")
 	noon := time.Date(local.Year(), local.Month(), local.Day(), 12, 0, 0, 0, e.tz)
+	// A reading from before the last computed noon (a station backfilling its
+	// buffer) belongs to a day that is already done: its rain was due in that
+	// day's codes, and it must not recompute an older day over a newer one.
+	// ISO dates compare as strings.
+	late := lastDay != "" && (day < lastDay || day == lastDay && local.Before(noon))
+	if late {
+		return nil
+	}
+	acc := st.acc
+	if rain > 0 {
+		acc += rain
+	}
 	isNoon := okT && okH && okW && day != lastDay && !local.Before(noon) && local.Before(noon.Add(e.cfg.FireDanger.NoonWindow))
 	now := e.clk.Now()
 	if !isNoon {

@@ -114,3 +114,38 @@ func TestZoneFireDangerAlert(t *testing.T) {
 		t.Fatalf("danger = %+v, %v", d, err)
 	}
 }
+
+// A station backfilling its buffer sends an earlier day's noon reading after
+// a later day's: the later day's codes stand, and the old day is not redone.
+func TestLateNoonReadingDoesNotRewindTheDay(t *testing.T) {
+	h := newHarness(t, nil)
+	h.clk.Set(shanghai(1, 13, 0))
+	h.eval(t, station("st-b", "v1", shanghai(0, 12, 10), 17, 42, 25/3.6, 0))
+	h.eval(t, station("st-b", "v1", shanghai(1, 12, 10), 20, 21, 25/3.6, 0))
+	read := func() (day string, ffmc, acc float64, d0 float64) {
+		if err := h.db.QueryRow(`SELECT last_day, ffmc, rain_acc FROM fwi_station WHERE station = 'st-b'`).Scan(&day, &ffmc, &acc); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.db.QueryRow(`SELECT ffmc FROM fwi_daily WHERE station = 'st-b' AND day = '1985-04-13'`).Scan(&d0); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	day, ffmc, acc, d0 := read()
+	if day != "1985-04-14" {
+		t.Fatalf("last_day = %s", day)
+	}
+	// The late ones: a second noon-window reading of day 0 and rain from day 0's night.
+	h.eval(t, station("st-b", "v1", shanghai(0, 12, 30), 30, 10, 20, 0))
+	h.eval(t, station("st-b", "v1", shanghai(1, 3, 0), 10, 90, 2, 5))
+	day2, ffmc2, acc2, d02 := read()
+	if day2 != day || ffmc2 != ffmc || acc2 != acc || d02 != d0 {
+		t.Errorf("after late readings: last_day %s ffmc %v rain %v day-0 ffmc %v; want %s %v %v %v unchanged",
+			day2, ffmc2, acc2, d02, day, ffmc, acc, d0)
+	}
+	// Rain after the last noon still counts towards the next day.
+	h.eval(t, station("st-b", "v1", shanghai(1, 18, 0), 10, 90, 2, 1.5))
+	if _, _, acc3, _ := read(); acc3 != acc+1.5 {
+		t.Errorf("rain after the last noon: rain_acc %v, want %v", acc3, acc+1.5)
+	}
+}

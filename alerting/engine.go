@@ -277,22 +277,28 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.mq.run(ctx, e.clk, e.cfg.RunEvery, e.log)
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(e.cfg.RunEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := e.RunDue(ctx, e.clk.Now()); err != nil && ctx.Err() == nil {
-					e.log.Error("alerting: step", "err", err)
+	// Timers and webhook deliveries tick in separate loops: a receiver that
+	// hangs until the request timeout must not hold up an escalation call.
+	every := func(step func(context.Context, time.Time) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(e.cfg.RunEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := step(ctx, e.clk.Now()); err != nil && ctx.Err() == nil {
+						e.log.Error("alerting: step", "err", err)
+					}
 				}
 			}
-		}
-	}()
+		}()
+	}
+	every(e.runTimers)
+	every(e.out.step)
 	defer wg.Wait()
 	for {
 		select {
@@ -312,20 +318,16 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// RunDue is the deterministic time step: escalation timers, webhook outbox
-// retries and event-log pruning due at now.
+// RunDue is the deterministic time step: escalation timers, event-log
+// pruning, and webhook deliveries and pruning due at now. Run does the same
+// in two loops (timers; webhooks).
 func (e *Engine) RunDue(ctx context.Context, now time.Time) error {
-	var errs []error
-	if err := e.runEscalations(ctx, now); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := e.out.runDue(ctx, now); err != nil {
-		errs = append(errs, err)
-	}
-	if err := e.hub.prune(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return errors.Join(e.runTimers(ctx, now), e.out.step(ctx, now))
+}
+
+// runTimers advances the escalation timers due at now and prunes the event log.
+func (e *Engine) runTimers(ctx context.Context, now time.Time) error {
+	return errors.Join(e.runEscalations(ctx, now), e.hub.prune(ctx))
 }
 
 // Raise records an alert condition from any source (rules, hotspot reports,
@@ -380,7 +382,10 @@ func (e *Engine) Raise(ctx context.Context, r Raise) (Alert, error) {
 			return a, err
 		}
 		e.announce("alert.updated", a)
-		if before.Severity.Rank() < e.minEscalation().Rank() && a.Severity.Rank() >= e.minEscalation().Rank() {
+		// A rise into the called severities starts the chain, unless someone has
+		// already acknowledged the alert: they are on it, and the update event
+		// tells them it got worse.
+		if a.State == ActiveUnack && before.Severity.Rank() < e.minEscalation().Rank() && a.Severity.Rank() >= e.minEscalation().Rank() {
 			if err := e.startEscalation(ctx, a, now); err != nil {
 				return a, err
 			}
@@ -414,9 +419,7 @@ func (e *Engine) Ack(ctx context.Context, id int64, user, note string) (Alert, e
 	if err != nil {
 		return a, err
 	}
-	if err := e.stopEscalation(ctx, id, now, "acked", user); err != nil {
-		return a, err
-	}
+	e.stopAfterCommit(ctx, id, now, "acked", user)
 	e.announce("alert.acked", a)
 	return a, nil
 }
@@ -432,14 +435,22 @@ func (e *Engine) clear(ctx context.Context, id int64, user, note string) (Alert,
 	if err != nil {
 		return a, err
 	}
-	if err := e.stopEscalation(ctx, id, now, "cleared", user); err != nil {
-		return a, err
-	}
+	e.stopAfterCommit(ctx, id, now, "cleared", user)
 	e.announce("alert.cleared", a)
 	if closed != 0 {
 		e.publishIncident(ctx, "incident.closed", closed)
 	}
 	return a, nil
+}
+
+// stopAfterCommit stops the chain of an alert whose ack or clear has already
+// committed. A failure here is logged, not returned: the caller must still
+// announce what happened, and the chain stops anyway at its next step
+// (runEscalations finds the alert acknowledged or cleared; claimStep calls no one).
+func (e *Engine) stopAfterCommit(ctx context.Context, id int64, now time.Time, reason, user string) {
+	if err := e.stopEscalation(ctx, id, now, reason, user); err != nil {
+		e.log.Error("alerting: stop escalation", "alert", id, "err", err)
+	}
 }
 
 // Get returns an alert with its escalation chain and audit trail.

@@ -39,65 +39,101 @@ func (e *Engine) zonePath(zone string) []Zone {
 	return e.dir.ZonePath(zone)
 }
 
+// startEscalation creates a's timer and places its first calls. The row is
+// created already due (step -1, next_at now): if placing the calls fails or
+// the gateway stops half-way, runEscalations picks the row up and starts the
+// chain again, so a started chain can never be left without a deadline.
 func (e *Engine) startEscalation(ctx context.Context, a Alert, now time.Time) error {
-	res, err := e.db.ExecContext(ctx, `INSERT INTO escalation (alert_id, step, next_at) VALUES (?, -1, NULL) ON CONFLICT DO NOTHING`, a.ID)
+	res, err := e.db.ExecContext(ctx, `INSERT INTO escalation (alert_id, step, next_at) VALUES (?, -1, ?) ON CONFLICT DO NOTHING`, a.ID, ms(now))
 	if err != nil {
 		return fmt.Errorf("alerting: start escalation: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil // already escalating
 	}
-	return e.escalateFrom(ctx, a, 0, now)
+	return e.escalateFrom(ctx, a, -1, now)
 }
 
-// escalateFrom calls the first zone at or after step that has duty contacts and
-// arms its deadline, or ends the chain when the path is exhausted.
-func (e *Engine) escalateFrom(ctx context.Context, a Alert, step int, now time.Time) error {
+// claimStep moves a's timer from step prev to step (next_at armed, or the
+// chain ended as exhausted when next is 0), but only while the chain is
+// running, still at prev, and the alert is neither acknowledged nor cleared.
+// Whoever claims a step places its calls; an Ack, a Clear or a concurrent
+// runner that got there first makes the claim fail, and nothing is called.
+func (e *Engine) claimStep(ctx context.Context, id int64, prev, step int, next time.Time) (bool, error) {
+	q := `UPDATE escalation SET step = ?, next_at = ? WHERE alert_id = ? AND done = 0 AND step = ?
+		AND EXISTS (SELECT 1 FROM alert WHERE id = ? AND acked = 0 AND cleared = 0)`
+	args := []any{step, ms(next), id, prev, id}
+	if next.IsZero() {
+		q = `UPDATE escalation SET step = ?, next_at = NULL, done = 1, reason = 'exhausted' WHERE alert_id = ? AND done = 0 AND step = ?
+			AND EXISTS (SELECT 1 FROM alert WHERE id = ? AND acked = 0 AND cleared = 0)`
+		args = []any{step, id, prev, id}
+	}
+	res, err := e.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("alerting: claim escalation step: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("alerting: claim escalation step: %w", err)
+	}
+	return n == 1, nil
+}
+
+// escalateFrom moves a's chain on from step prev: it calls every duty contact
+// of the next zone on the path that has any and arms that zone's deadline, or
+// ends the chain when the path is exhausted. The step is claimed before any
+// call is placed, so a call that fails to be recorded is not placed again,
+// and an alert acknowledged meanwhile is not called.
+func (e *Engine) escalateFrom(ctx context.Context, a Alert, prev int, now time.Time) error {
 	path := e.zonePath(a.Zone)
-	for ; step < len(path); step++ {
-		z := path[step]
-		if len(z.Duty) == 0 {
-			if err := audit(ctx, e.db, a.ID, now, "no_contact", "", fmt.Sprintf("zone %s (%s) has nobody on duty", z.ID, z.Level)); err != nil {
-				return err
-			}
-			continue
-		}
-		action := "called"
-		if step > 0 {
-			action = "escalated"
-		}
-		wait := e.deadline(z.Level, a.Severity)
-		if err := audit(ctx, e.db, a.ID, now, action, "", fmt.Sprintf("step %d: %s %s (%s), %s to acknowledge", step, z.Level, z.Name, z.ID, wait)); err != nil {
-			return err
-		}
-		for _, c := range z.Duty {
-			call := Call{AlertID: a.ID, Step: step, Zone: z, Contact: c, Severity: a.Severity, Message: a.Message, At: now}
-			outcome := "placed"
-			if err := e.caller.Call(ctx, call); err != nil {
-				outcome = "failed: " + err.Error()
-				e.calls.WithLabelValues("failed").Inc()
-			} else {
-				e.calls.WithLabelValues("placed").Inc()
-			}
-			if _, err := e.db.ExecContext(ctx, `INSERT INTO alert_call (alert_id, step, zone_id, zone_name, zone_level, name, phone, role, at, outcome)
-				VALUES (?,?,?,?,?,?,?,?,?,?)`, a.ID, step, z.ID, z.Name, z.Level, c.Name, c.Phone, c.Role, ms(now), outcome); err != nil {
-				return fmt.Errorf("alerting: record call: %w", err)
-			}
-		}
-		if _, err := e.db.ExecContext(ctx, `UPDATE escalation SET step = ?, next_at = ? WHERE alert_id = ? AND done = 0`,
-			step, ms(now.Add(wait)), a.ID); err != nil {
-			return fmt.Errorf("alerting: arm escalation: %w", err)
-		}
-		return nil
+	step := prev + 1
+	for step < len(path) && len(path[step].Duty) == 0 {
+		step++
 	}
-	if _, err := e.db.ExecContext(ctx, `UPDATE escalation SET step = ?, next_at = NULL, done = 1, reason = 'exhausted' WHERE alert_id = ?`,
-		step, a.ID); err != nil {
-		return fmt.Errorf("alerting: end escalation: %w", err)
+	var wait time.Duration
+	var next time.Time
+	if step < len(path) {
+		wait = e.deadline(path[step].Level, a.Severity)
+		next = now.Add(wait)
 	}
-	if err := audit(ctx, e.db, a.ID, now, "exhausted", "", "no further zone to call"); err != nil {
+	ok, err := e.claimStep(ctx, a.ID, prev, step, next)
+	if err != nil || !ok {
 		return err
 	}
-	e.hub.Publish("alert.unanswered", a)
+	for _, z := range path[min(prev+1, len(path)):min(step, len(path))] {
+		if err := audit(ctx, e.db, a.ID, now, "no_contact", "", fmt.Sprintf("zone %s (%s) has nobody on duty", z.ID, z.Level)); err != nil {
+			return err
+		}
+	}
+	if step >= len(path) {
+		if err := audit(ctx, e.db, a.ID, now, "exhausted", "", "no further zone to call"); err != nil {
+			return err
+		}
+		e.hub.Publish("alert.unanswered", a)
+		return nil
+	}
+	z := path[step]
+	action := "called"
+	if step > 0 {
+		action = "escalated"
+	}
+	if err := audit(ctx, e.db, a.ID, now, action, "", fmt.Sprintf("step %d: %s %s (%s), %s to acknowledge", step, z.Level, z.Name, z.ID, wait)); err != nil {
+		return err
+	}
+	for _, c := range z.Duty {
+		call := Call{AlertID: a.ID, Step: step, Zone: z, Contact: c, Severity: a.Severity, Message: a.Message, At: now}
+		outcome := "placed"
+		if err := e.caller.Call(ctx, call); err != nil {
+			outcome = "failed: " + err.Error()
+			e.calls.WithLabelValues("failed").Inc()
+		} else {
+			e.calls.WithLabelValues("placed").Inc()
+		}
+		if _, err := e.db.ExecContext(ctx, `INSERT INTO alert_call (alert_id, step, zone_id, zone_name, zone_level, name, phone, role, at, outcome)
+			VALUES (?,?,?,?,?,?,?,?,?,?)`, a.ID, step, z.ID, z.Name, z.Level, c.Name, c.Phone, c.Role, ms(now), outcome); err != nil {
+			return fmt.Errorf("alerting: record call: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -150,7 +186,7 @@ func (e *Engine) runEscalations(ctx context.Context, now time.Time) error {
 			}
 			continue
 		}
-		if err := e.escalateFrom(ctx, a, d.step+1, now); err != nil {
+		if err := e.escalateFrom(ctx, a, d.step, now); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -257,6 +257,18 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if lastID == "" {
 		lastID = r.URL.Query().Get("last_event_id")
 	}
+	// An id past the newest event was not issued by this log (a wiped data
+	// directory, another gateway): such a client resumes from the newest, or
+	// every live event would be skipped until the ids caught up. Read before
+	// subscribing, so that what is published meanwhile is replayed.
+	var newest int64
+	if lastID != "" {
+		if err := h.db.QueryRowContext(r.Context(), `SELECT COALESCE(MAX(id), 0) FROM event_log`).Scan(&newest); err != nil {
+			h.log.Error("alerting: sse replay", "err", err)
+			http.Error(w, "event log unavailable", http.StatusInternalServerError)
+			return
+		}
+	}
 	c := h.subscribeTypes(types)
 	defer h.unsubscribe(c)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -268,7 +280,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if lastID != "" {
 		after, err := strconv.ParseInt(lastID, 10, 64)
 		if err == nil && after >= 0 {
-			sent = after
+			sent = min(after, newest)
 			for budget := h.cfg.ReplayMax; budget > 0; {
 				evs, err := h.replay(r.Context(), sent, min(budget, 500))
 				if err != nil {

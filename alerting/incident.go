@@ -344,12 +344,10 @@ func (e *Engine) CloseIncident(ctx context.Context, id int64, user, note string)
 		return Incident{}, err
 	}
 	// The close is committed: a timer that fails to stop here is stopped by
-	// runEscalations when it comes due (the alert is cleared), so it is logged,
-	// not answered as a failure the operator would retry into a 409.
+	// runEscalations when it comes due, so the failure is not answered as one
+	// the operator would retry into a 409.
 	for _, a := range cleared {
-		if err := e.stopEscalation(ctx, a.ID, now, "cleared", user); err != nil {
-			e.log.Error("alerting: incident close", "incident", id, "alert", a.ID, "err", err)
-		}
+		e.stopAfterCommit(ctx, a.ID, now, "cleared", user)
 		e.announce("alert.cleared", a)
 	}
 	inc, err := e.incident(ctx, id)

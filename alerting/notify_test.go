@@ -343,3 +343,29 @@ func TestSSESlowClientIsDropped(t *testing.T) {
 		t.Errorf("event = %+v", ev)
 	}
 }
+
+// A Last-Event-ID this log never issued (a wiped data directory, another
+// gateway) resumes from the newest event instead of hiding every live one.
+func TestSSEForeignLastEventID(t *testing.T) {
+	h := newHarness(t, nil)
+	h.e.Hub().Publish("device.offline", map[string]string{"device": "d0"})
+	srv := httptest.NewServer(routes(h.e))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Last-Event-ID", "500")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	h.e.Hub().Publish("device.online", map[string]string{"device": "d1"})
+	if got := readSSE(t, br, 1); got[0].typ != "device.online" {
+		t.Fatalf("live event = %+v, want device.online", got[0])
+	}
+}

@@ -304,9 +304,10 @@ func stepTx(ctx context.Context, tx *sql.Tx, id int64, at time.Time, user, note,
 		return Alert{}, err
 	}
 	if action == "acked" {
-		// The 叫应 answer: the latest call of this alert is marked answered by whoever acked.
+		// The 叫应 answer: the calls of the step in progress (every duty contact
+		// of the zone called last) are marked answered by whoever acked.
 		if _, err := tx.ExecContext(ctx, `UPDATE alert_call SET answered_at = ?, answered_by = ?
-			WHERE id = (SELECT MAX(id) FROM alert_call WHERE alert_id = ?) AND answered_at IS NULL`, ms(at), user, id); err != nil {
+			WHERE alert_id = ? AND step = (SELECT MAX(step) FROM alert_call WHERE alert_id = ?) AND answered_at IS NULL`, ms(at), user, id, id); err != nil {
 			return Alert{}, fmt.Errorf("alerting: answer call: %w", err)
 		}
 	}

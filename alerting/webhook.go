@@ -6,11 +6,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +44,7 @@ type outbox struct {
 	e       *Engine
 	client  *http.Client
 	results *prometheus.CounterVec
+	pruned  atomic.Int64 // unix ms of the last prune
 }
 
 func newOutbox(e *Engine, client *http.Client, reg prometheus.Registerer) *outbox {
@@ -58,6 +61,35 @@ type outboxRow struct {
 	evType   string
 	body     []byte
 	attempts int
+}
+
+// Webhook outbox retention. Pending rows need no cap: each dies after
+// Retry.MaxAttempts (about two hours with the defaults), so their number is
+// bounded by the event rate over that time. Delivered and dead rows are kept
+// only for inspection (sqlite3 var/lookout.db), then deleted.
+const (
+	webhookKeepDelivered = 24 * time.Hour
+	webhookKeepDead      = 7 * 24 * time.Hour
+)
+
+// step delivers what is due at now and, at most once a minute, prunes old
+// delivered and dead rows.
+func (o *outbox) step(ctx context.Context, now time.Time) error {
+	_, err := o.runDue(ctx, now)
+	if last := o.pruned.Load(); now.UnixMilli()-last >= time.Minute.Milliseconds() && o.pruned.CompareAndSwap(last, now.UnixMilli()) {
+		err = errors.Join(err, o.prune(ctx, now))
+	}
+	return err
+}
+
+// prune deletes rows delivered more than webhookKeepDelivered ago and dead
+// rows whose last attempt is more than webhookKeepDead old.
+func (o *outbox) prune(ctx context.Context, now time.Time) error {
+	if _, err := o.e.db.ExecContext(ctx, `DELETE FROM webhook_outbox WHERE delivered_at < ? OR (dead = 1 AND next_at < ?)`,
+		ms(now.Add(-webhookKeepDelivered)), ms(now.Add(-webhookKeepDead))); err != nil {
+		return fmt.Errorf("alerting: prune webhook outbox: %w", err)
+	}
+	return nil
 }
 
 // runDue tries every delivery due at now (up to Retry.Batch) and returns how many were delivered.
