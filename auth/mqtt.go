@@ -47,7 +47,9 @@ type MQTTCred struct {
 }
 
 // IssueMQTT creates or rotates an account's password and returns the new
-// password: the only time it exists outside the caller's memory.
+// password: the only time it exists outside the caller's memory. It never
+// changes an existing account's kind (ErrMQTTKind): rotating a device's
+// password must not be a way to take over, or demote, a gateway account.
 func (s *Store) IssueMQTT(ctx context.Context, username string, kind MQTTKind) (string, error) {
 	if !ValidUsername(username) {
 		return "", fmt.Errorf("mqtt username %q: %w", username, ErrInvalidInput)
@@ -60,10 +62,14 @@ func (s *Store) IssueMQTT(ctx context.Context, username string, kind MQTTKind) (
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO auth_mqtt(username, kind, hash, created_at) VALUES(?,?,?,?)
-		ON CONFLICT(username) DO UPDATE SET kind=excluded.kind, hash=excluded.hash, created_at=excluded.created_at`,
-		username, string(kind), h, unix(s.clk.Now())); err != nil {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO auth_mqtt(username, kind, hash, created_at) VALUES(?,?,?,?)
+		ON CONFLICT(username) DO UPDATE SET hash=excluded.hash, created_at=excluded.created_at WHERE auth_mqtt.kind = excluded.kind`,
+		username, string(kind), h, unix(s.clk.Now()))
+	if err != nil {
 		return "", fmt.Errorf("auth: issue mqtt: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return "", fmt.Errorf("%s is not a %s account: %w", username, kind, ErrMQTTKind)
 	}
 	return pw, nil
 }
@@ -107,9 +113,11 @@ func (s *Store) ListMQTT(ctx context.Context) ([]MQTTCred, error) {
 	return out, rows.Err()
 }
 
-// RevokeMQTT deletes an account; the device can no longer connect.
-func (s *Store) RevokeMQTT(ctx context.Context, username string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM auth_mqtt WHERE username=?`, username)
+// RevokeMQTT deletes an account; its client can no longer connect. A
+// non-empty kind deletes the account only if it is of that kind (else
+// ErrCredNotFound), so the device credentials route cannot remove a gateway's.
+func (s *Store) RevokeMQTT(ctx context.Context, username string, kind MQTTKind) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM auth_mqtt WHERE username=? AND (?='' OR kind=?)`, username, string(kind), string(kind))
 	if err != nil {
 		return fmt.Errorf("auth: revoke mqtt: %w", err)
 	}

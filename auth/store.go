@@ -22,6 +22,7 @@ var (
 	ErrLastAdmin      = fmt.Errorf("the last enabled admin cannot be removed or demoted: %w", errs.ErrConflict)
 	ErrTokenNotFound  = fmt.Errorf("token %w", errs.ErrNotFound)
 	ErrCredNotFound   = fmt.Errorf("mqtt credentials %w", errs.ErrNotFound)
+	ErrMQTTKind       = fmt.Errorf("mqtt account kind cannot change: %w", errs.ErrConflict)
 	ErrInvalidInput   = fmt.Errorf("auth input %w", errs.ErrInvalid)
 	ErrNotAllowed     = fmt.Errorf("not allowed: %w", errs.ErrForbidden)
 )

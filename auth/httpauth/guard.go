@@ -145,6 +145,16 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		ri := &auth.RequestInfo{ClientIP: s.proxies.ClientIP(r)}
+		// A public route that changes state (the login) is refused cross-origin
+		// too: a form on another site could otherwise log the victim's browser
+		// into the attacker's account (login CSRF). Clients that send no Origin
+		// (devices, scripts) are not affected.
+		if rt.Role == auth.RolePublic && !sameOrigin(r) {
+			s.denied.WithLabelValues("cross_origin").Inc()
+			w.Header().Set(RefusedHeader, "cross_origin")
+			web.Error(w, r, errCrossOrigin)
+			return
+		}
 		if rt.Role != auth.RolePublic {
 			p, via, err := s.authenticate(r)
 			if err != nil {

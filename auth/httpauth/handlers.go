@@ -325,7 +325,7 @@ func (s *Service) HandleIssueDeviceCredentials(w http.ResponseWriter, r *http.Re
 // HandleRevokeDeviceCredentials deletes a device's MQTT credentials.
 func (s *Service) HandleRevokeDeviceCredentials(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := s.store.RevokeMQTT(r.Context(), id); err != nil {
+	if err := s.store.RevokeMQTT(r.Context(), id, auth.MQTTDevice); err != nil {
 		web.Error(w, r, err)
 		return
 	}
@@ -380,10 +380,10 @@ func (s *Service) HandleCreateMQTTAccount(w http.ResponseWriter, r *http.Request
 		Note: "the password is shown once; client id must be the username or start with username-"})
 }
 
-// HandleDeleteMQTTAccount deletes a gateway/monitor account (admin).
+// HandleDeleteMQTTAccount deletes an MQTT account of any kind (admin).
 func (s *Service) HandleDeleteMQTTAccount(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("username")
-	if err := s.store.RevokeMQTT(r.Context(), name); err != nil {
+	if err := s.store.RevokeMQTT(r.Context(), name, ""); err != nil {
 		web.Error(w, r, err)
 		return
 	}

@@ -58,6 +58,7 @@ func newService(t *testing.T, fc *clock.Fake, proxies ...string) (*Service, http
 		{Method: "GET", Pattern: "/api/v1/me", Role: auth.RoleAny, Handler: s.HandleMe},
 		{Method: "POST", Pattern: "/api/v1/logout", Role: auth.RoleAny, Handler: s.HandleLogout, Audit: "logout"},
 		{Method: "POST", Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: s.HandleIssueDeviceCredentials, Audit: "device.credentials.issue"},
+		{Method: "DELETE", Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: s.HandleRevokeDeviceCredentials, Audit: "device.credentials.revoke"},
 	} {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.Wrap(rt))
 	}
@@ -263,4 +264,85 @@ func TestPatternNames(t *testing.T) {
 			t.Errorf("%s: %q want %q", p, got, want)
 		}
 	}
+}
+
+// The device credentials routes (maintenance) touch device accounts only: a
+// gateway account cannot be revoked through them, nor turned into a device
+// account by registering a device of the same name and rotating "its" password.
+func TestDeviceCredentialRoutesLeaveOtherAccountsAlone(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	s, h := newService(t, fc)
+	ctx := context.Background()
+	for _, name := range []string{"lookout-gw", "smoke-a"} { // smoke-a is also a registered device id
+		if _, err := s.store.IssueMQTT(ctx, name, auth.MQTTGateway); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := loginToken(t, h)
+	do := func(method, path string) int {
+		req := httptest.NewRequest(method, path, nil)
+		req.AddCookie(tok)
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		return rr.Code
+	}
+	if code := do("DELETE", "/api/v1/devices/lookout-gw/credentials"); code != 404 {
+		t.Errorf("revoke a gateway account through the device route: %d, want 404", code)
+	}
+	if code := do("POST", "/api/v1/devices/smoke-a/credentials"); code != 409 {
+		t.Errorf("rotate a gateway account through the device route: %d, want 409", code)
+	}
+	for _, name := range []string{"lookout-gw", "smoke-a"} {
+		if c, err := s.store.GetMQTT(ctx, name); err != nil || c.Kind != auth.MQTTGateway {
+			t.Errorf("%s after the attempts: %+v %v, want the gateway account unchanged", name, c, err)
+		}
+	}
+	// A device account is still issued and revoked as before.
+	if err := s.store.RevokeMQTT(ctx, "smoke-a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if code := do("POST", "/api/v1/devices/smoke-a/credentials"); code != 201 {
+		t.Errorf("issue a device account: %d", code)
+	}
+	if code := do("DELETE", "/api/v1/devices/smoke-a/credentials"); code != 204 {
+		t.Errorf("revoke a device account: %d", code)
+	}
+}
+
+func TestLoginRefusedCrossOrigin(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	_, h := newService(t, fc)
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"https://evil.example", 403}, // a text/plain form posted from another site
+		{"http://gw.local", 200},      // the console itself
+		{"", 200},                     // scripts and devices send no Origin
+	} {
+		req := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(`{"username":"ana","password":"correct horse battery"}`))
+		req.Host = "gw.local"
+		req.Header.Set("Content-Type", "text/plain")
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		if rr.Code != tc.want {
+			t.Errorf("login with Origin %q: %d, want %d", tc.origin, rr.Code, tc.want)
+		}
+	}
+}
+
+// loginToken logs ana (maintenance) in and returns the session cookie.
+func loginToken(t *testing.T, h http.Handler) *http.Cookie {
+	t.Helper()
+	rec := login(h, "10.0.0.9", "ana", "correct horse battery")
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == CookieName {
+			return c
+		}
+	}
+	t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	return nil
 }
