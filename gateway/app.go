@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
@@ -318,17 +320,26 @@ func (a *App) listen(addr string, h http.Handler, cert, key string, bound *net.A
 	if a.reqCtx == nil {
 		a.reqCtx, a.stopRequests = context.WithCancel(context.Background())
 	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return a.reqCtx }}
+	if cert != "" {
+		// Loaded here, not by ServeTLS in the goroutine: a bad certificate must
+		// stop the start, not leave a bound port that never answers.
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("http tls %s: %w", addr, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
 	*bound = l.Addr()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return a.reqCtx }}
 	go func() {
 		var err error
 		if cert != "" {
-			err = srv.ServeTLS(l, cert, key)
+			err = srv.ServeTLS(l, "", "")
 		} else {
 			err = srv.Serve(l)
 		}
@@ -346,12 +357,22 @@ func (a *App) ready() []readiness {
 	if a.broker != nil {
 		rs = append(rs, readiness{Name: "mqtt", Ready: true, Note: "embedded broker"})
 	} else if a.consumer != nil {
-		rs = append(rs, readiness{Name: "mqtt", Ready: a.consumer.Connected(), Note: a.cfg.MQTT.URL})
+		rs = append(rs, readiness{Name: "mqtt", Ready: a.consumer.Connected(), Note: redactedURL(a.cfg.MQTT.URL)})
 	}
 	st := a.spool.Stats()
 	rs = append(rs, readiness{Name: "influxdb", Ready: a.writer.Healthy(),
-		Note: fmt.Sprintf("%s; spool %d bytes unsent", a.cfg.Influx.URL, st.Bytes)})
+		Note: fmt.Sprintf("%s; spool %d bytes unsent", redactedURL(a.cfg.Influx.URL), st.Bytes)})
 	return rs
+}
+
+// redactedURL is raw with any password masked: /readyz is public, and paho
+// takes broker credentials from the URL's user info.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
 }
 
 // rateLog prints one line every 10 s with what flowed, so an operator watching

@@ -52,6 +52,41 @@ func TestHTTPSWithDevCerts(t *testing.T) {
 	}
 }
 
+// A certificate that does not load stops the start with an error naming it,
+// instead of leaving a bound port that never answers.
+func TestHTTPSBadCertRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &App{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, cert := range []string{filepath.Join(dir, "missing.pem"), notPEM} {
+		var bound net.Addr
+		srv, err := a.listen("127.0.0.1:0", http.NotFoundHandler(), cert, cert, &bound)
+		if err == nil {
+			srv.Close()
+			t.Fatalf("listen with %s: no error", cert)
+		}
+		if !strings.Contains(err.Error(), "tls") || bound != nil {
+			t.Errorf("listen with %s: %v (bound %v), want a tls error and no listener", cert, err, bound)
+		}
+	}
+}
+
+func TestRedactedURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"tcp://lookout-gw:S3cretPW@127.0.0.1:1883": "tcp://lookout-gw:xxxxx@127.0.0.1:1883",
+		"http://127.0.0.1:8086":                    "http://127.0.0.1:8086",
+		"http://u:p@[::1]:8086/x?y=1":              "http://u:xxxxx@[::1]:8086/x?y=1",
+		"tcp://%zz":                                "(unparsable url)",
+	} {
+		if got := redactedURL(raw); got != want || strings.Contains(got, "S3cret") {
+			t.Errorf("redactedURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
 // TestMosquittoConfigCommand: accounts and registry → password + ACL files.
 func TestMosquittoConfigCommand(t *testing.T) {
 	a := testApp(t)
