@@ -10,8 +10,9 @@ import (
 // derived from the path (LOOKOUT_AUTH_<KEY>).
 type Config struct {
 	// InsecureDev turns every check off: HTTP routes are open and the embedded
-	// broker accepts anyone. Only for local experiments; `--insecure-dev` sets it.
-	InsecureDev bool `yaml:"insecure_dev"`
+	// broker accepts anyone. Only for local experiments; set by `serve
+	// --insecure-dev` (or `--set`) only, never from the file or the environment.
+	InsecureDev bool `yaml:"insecure_dev" env:"-"`
 
 	SessionTTL time.Duration `yaml:"session_ttl"` // lifetime of a login session cookie
 	TokenTTL   time.Duration `yaml:"token_ttl"`   // default lifetime of an API token (0 = no expiry)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -155,6 +156,17 @@ func (c *Config) Validate() error {
 	if c.MQTT.KeepAlive < time.Second {
 		return errors.New("mqtt.keep_alive: must be >= 1s")
 	}
+	if c.MQTT.ConnectRetry < time.Second {
+		return errors.New("mqtt.connect_retry: must be >= 1s")
+	}
+	if strings.ContainsAny(c.MQTT.SharedGroup, "/+#\x00") {
+		return errors.New("mqtt.shared_group: one topic level: no '/', '+' or '#'")
+	}
+	// NaN passes every "x < 0" check below it and then changes behaviour
+	// quietly (NaN thresholds compare false); no setting means infinity.
+	if p := nonFinite(reflect.ValueOf(c).Elem(), ""); p != "" {
+		return fmt.Errorf("%s: must be a finite number", p)
+	}
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
@@ -168,6 +180,64 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// nonFinite returns the YAML path of the first NaN or infinite float in v
+// (structs, lists and maps included), or "".
+func nonFinite(v reflect.Value, path string) string {
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return path
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			p := path
+			switch {
+			case name == "-":
+				continue
+			case opts == "inline":
+			case name == "":
+				p = joinPath(path, strings.ToLower(f.Name))
+			default:
+				p = joinPath(path, name)
+			}
+			if bad := nonFinite(v.Field(i), p); bad != "" {
+				return bad
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if bad := nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); bad != "" {
+				return bad
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			if bad := nonFinite(it.Value(), joinPath(path, fmt.Sprint(it.Key()))); bad != "" {
+				return bad
+			}
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return nonFinite(v.Elem(), path)
+		}
+	}
+	return ""
+}
+
+func joinPath(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
 }
 
 // SpoolDir is the effective spool directory.
@@ -200,6 +270,9 @@ func Load(path string, explicit bool, env []string, sets []string) (Config, erro
 			dec.KnownFields(true)
 			if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
 				return c, fmt.Errorf("config %s: %w", path, err)
+			}
+			if p := flagOnlySet(&c); p != "" {
+				return c, fmt.Errorf("config %s: %s: only a command-line flag can set this", path, p)
 			}
 		case os.IsNotExist(err) && !explicit:
 		default:
@@ -263,6 +336,27 @@ func leaves(v reflect.Value, prefix string, out *[]leaf) {
 	}
 }
 
+// flagOnly, as a field's env tag, keeps a setting out of the environment and
+// the file: only a command-line flag (--set, or a dedicated flag) sets it.
+// auth.insecure_dev is one: a stray variable or a copied file must not turn
+// authentication off.
+const flagOnly = "-"
+
+// flagOnlySet returns the path of a flag-only setting that c holds at other
+// than its default, or "".
+func flagOnlySet(c *Config) string {
+	d := Default()
+	var ls, ds []leaf
+	leaves(reflect.ValueOf(c).Elem(), "", &ls)
+	leaves(reflect.ValueOf(&d).Elem(), "", &ds)
+	for i, l := range ls {
+		if l.alias == flagOnly && !reflect.DeepEqual(l.v.Interface(), ds[i].v.Interface()) {
+			return l.path
+		}
+	}
+	return ""
+}
+
 // EnvName is the environment variable for a YAML path.
 func EnvName(path string) string {
 	return "LOOKOUT_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(path))
@@ -276,7 +370,11 @@ func Keys() []string {
 	out := make([]string, 0, len(ls))
 	for _, l := range ls {
 		s := l.path + "\t" + EnvName(l.path)
-		if l.alias != "" {
+		switch l.alias {
+		case "":
+		case flagOnly:
+			s = l.path + "\t(command-line flag only)"
+		default:
 			s += "," + l.alias
 		}
 		out = append(out, s)
@@ -296,6 +394,12 @@ func ApplyEnv(c *Config, env []string) error {
 	var ls []leaf
 	leaves(reflect.ValueOf(c).Elem(), "", &ls)
 	for _, l := range ls {
+		if l.alias == flagOnly {
+			if _, ok := m[EnvName(l.path)]; ok {
+				return fmt.Errorf("config: %s (from %s): only a command-line flag can set this", l.path, EnvName(l.path))
+			}
+			continue
+		}
 		for _, name := range []string{EnvName(l.path), l.alias} {
 			if name == "" {
 				continue

@@ -66,6 +66,14 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"bad proxy cidr (env)", "", []string{"LOOKOUT_HTTP_TRUSTED_PROXIES=10.0.0.0/8,10.0.0.0/33"}, nil, "http.trusted_proxies"},
 		{"bad proxy cidr (file)", "http:\n  trusted_proxies: [proxy.internal]\n", nil, nil, "http.trusted_proxies"},
 		{"proxy trusting everyone", "", nil, []string{"http.trusted_proxies=0.0.0.0/0"}, "http.trusted_proxies"},
+		{"NaN from env", "", []string{"LOOKOUT_ALERTING_CAMERA_MIN_SCORE=NaN"}, nil, "alerting.camera.min_score: must be a finite number"},
+		{"NaN from yaml", "hotspot:\n  near_forest_m: .nan\n", nil, nil, "hotspot.near_forest_m: must be a finite number"},
+		{"infinity from a flag", "", nil, []string{"geo.search_radius_m=+Inf"}, "geo.search_radius_m"},
+		{"reconnect without backoff", "", []string{"LOOKOUT_MQTT_CONNECT_RETRY=0s"}, nil, "mqtt.connect_retry"},
+		{"shared group of two levels", "", nil, []string{"mqtt.shared_group=a/b"}, "mqtt.shared_group"},
+		{"shared group wildcard", "", nil, []string{"mqtt.shared_group=g#"}, "mqtt.shared_group"},
+		{"auth off from env", "", []string{"LOOKOUT_AUTH_INSECURE_DEV=true"}, nil, "auth.insecure_dev (from LOOKOUT_AUTH_INSECURE_DEV): only a command-line flag"},
+		{"auth off from the file", "auth:\n  insecure_dev: true\n", nil, nil, "auth.insecure_dev: only a command-line flag"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,5 +131,22 @@ func TestMissingFileOnlyAnErrorWhenExplicit(t *testing.T) {
 func TestEmptyFileIsFine(t *testing.T) {
 	if _, err := Load(writeFile(t, ""), true, nil, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// auth.insecure_dev is set by a flag only (gateway serve --insecure-dev, or
+// --set); the file and the environment cannot turn authentication off.
+func TestInsecureDevIsFlagOnly(t *testing.T) {
+	c, err := Load("", false, nil, []string{"auth.insecure_dev=true"})
+	if err != nil || !c.Auth.InsecureDev {
+		t.Fatalf("--set auth.insecure_dev=true: %v %v", c.Auth.InsecureDev, err)
+	}
+	if c, err := Load(writeFile(t, "auth:\n  insecure_dev: false\n"), true, nil, nil); err != nil || c.Auth.InsecureDev {
+		t.Fatalf("the default spelled out in the file: %v %v", c.Auth.InsecureDev, err)
+	}
+	for _, k := range Keys() {
+		if strings.HasPrefix(k, "auth.insecure_dev\t") && strings.Contains(k, "LOOKOUT_") {
+			t.Errorf("Keys() offers an env name for a flag-only key: %q", k)
+		}
 	}
 }

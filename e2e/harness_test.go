@@ -53,7 +53,7 @@ type gateway struct {
 
 // startGateway runs `gateway serve` with a fresh data dir, free ports, the given
 // InfluxDB and (if mqttURL is non-empty) an external broker; otherwise the
-// embedded broker on a free port. Auth is off (insecure dev): these tests are
+// embedded broker on a free port. Auth is off (serve --insecure-dev): these tests are
 // about the data path. Unknown devices auto-register so any id flows.
 func startGateway(t testing.TB, influx *testenv.Influx, mqttURL string, extraEnv ...string) *gateway {
 	t.Helper()
@@ -66,7 +66,6 @@ func startGateway(t testing.TB, influx *testenv.Influx, mqttURL string, extraEnv
 		"LOOKOUT_INFLUX_BUCKET=" + influx.Bucket,
 		"LOOKOUT_UNKNOWN_DEVICES=register",
 		"LOOKOUT_REGISTRY_SEED=",
-		"LOOKOUT_AUTH_INSECURE_DEV=true",
 		"LOOKOUT_MQTT_URL=" + mqttURL,
 		"LOOKOUT_LOG_LEVEL=info",
 	}
@@ -91,7 +90,7 @@ func startGateway(t testing.TB, influx *testenv.Influx, mqttURL string, extraEnv
 
 func (g *gateway) start() {
 	g.t.Helper()
-	cmd := exec.Command(gatewayBin, "serve")
+	cmd := exec.Command(gatewayBin, "serve", "--insecure-dev")
 	cmd.Dir = testenv.ModuleRoot()
 	cmd.Env = append(os.Environ(), g.env...)
 	cmd.Stdout, cmd.Stderr = g.log, g.log

@@ -529,13 +529,13 @@ func run(o options) error {
 		"LOOKOUT_DATA_DIR=" + work + "/lookout", "LOOKOUT_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(hp),
 		"LOOKOUT_MQTT_URL=", "LOOKOUT_MQTT_EMBEDDED_ADDR=127.0.0.1:" + strconv.Itoa(mp),
 		"LOOKOUT_INFLUX_URL=" + influxURL, "LOOKOUT_INFLUX_BUCKET=lookout/autogen",
-		"LOOKOUT_UNKNOWN_DEVICES=register", "LOOKOUT_REGISTRY_SEED=", "LOOKOUT_AUTH_INSECURE_DEV=true",
+		"LOOKOUT_UNKNOWN_DEVICES=register", "LOOKOUT_REGISTRY_SEED=",
 		"LOOKOUT_LOG_LEVEL=warn",
 	}
 	if o.profile {
 		env = append(env, "LOOKOUT_HTTP_PPROF=true")
 	}
-	p, err = proc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
+	p, err = proc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve", "--insecure-dev")
 	if err != nil {
 		return err
 	}

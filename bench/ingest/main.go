@@ -348,14 +348,14 @@ func run(n int, binDir, work string, skipTelegraf bool, profile string) error {
 		"LOOKOUT_DATA_DIR=" + work + "/lookout", "LOOKOUT_HTTP_ADDR=127.0.0.1:" + fmt.Sprint(hp),
 		"LOOKOUT_MQTT_URL=" + broker, "LOOKOUT_MQTT_CLIENT_ID=bench-lookout",
 		"LOOKOUT_INFLUX_URL=" + influxURL, "LOOKOUT_INFLUX_BUCKET=lookout/autogen",
-		"LOOKOUT_UNKNOWN_DEVICES=register", "LOOKOUT_REGISTRY_SEED=", "LOOKOUT_AUTH_INSECURE_DEV=true",
+		"LOOKOUT_UNKNOWN_DEVICES=register", "LOOKOUT_REGISTRY_SEED=",
 		"LOOKOUT_LOG_LEVEL=warn",
 	}
 	if profile != "" {
 		env = append(env, "LOOKOUT_HTTP_PPROF=true")
 	}
 	t0 = time.Now()
-	gp, err := proc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve")
+	gp, err := proc.Start(work, "gateway.log", filepath.Join(binDir, "gateway"), env, "serve", "--insecure-dev")
 	if err != nil {
 		return err
 	}

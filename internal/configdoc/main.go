@@ -98,7 +98,11 @@ func walk(v reflect.Value, prefix string, docs map[string]string, out *[]row) {
 		}
 		pkg := filepath.Base(t.PkgPath())
 		env := config.EnvName(p)
-		if a := f.Tag.Get("env"); a != "" {
+		switch a := f.Tag.Get("env"); a {
+		case "":
+		case "-":
+			env = "— (flag only)"
+		default:
 			env += ", " + a
 		}
 		*out = append(*out, row{path: p, env: env, def: show(fv), doc: docs[pkg+"."+t.Name()+"."+f.Name]})
