@@ -118,7 +118,8 @@ type passwordChange struct {
 }
 
 // HandleChangeOwnPassword lets a person change their password (the current one
-// is required, so a stolen session alone cannot lock the owner out).
+// is required, so a stolen session alone cannot lock the owner out). Wrong
+// current passwords count towards the same per-IP and per-user limits as logins.
 func (s *Service) HandleChangeOwnPassword(w http.ResponseWriter, r *http.Request) {
 	var req passwordChange
 	if err := web.Decode(r, &req); err != nil {
@@ -126,14 +127,24 @@ func (s *Service) HandleChangeOwnPassword(w http.ResponseWriter, r *http.Request
 		return
 	}
 	p := principal(r)
+	// Throttled like a login: a stolen session or token must not become a
+	// way to guess the current password at full speed.
+	now := s.clk.Now()
+	if err := s.limiter.Allow(s.clientIP(r), p.Name, now); err != nil {
+		w.Header().Set("Retry-After", "60")
+		web.Error(w, r, err)
+		return
+	}
 	if _, err := s.store.CheckPassword(r.Context(), p.Name, req.Current); err != nil {
 		if errors.Is(err, errs.ErrUnauthorized) {
+			s.limiter.Failed(p.Name, now)
 			// 400, not 401: the session is fine, the form field is wrong.
 			err = fmt.Errorf("current password does not match: %w", errs.ErrInvalid)
 		}
 		web.Error(w, r, err)
 		return
 	}
+	s.limiter.Succeeded(p.Name)
 	if err := s.store.UpdateUser(r.Context(), p.Name, auth.UserUpdate{Password: &req.New}); err != nil {
 		web.Error(w, r, err)
 		return

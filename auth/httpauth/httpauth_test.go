@@ -58,6 +58,7 @@ func newService(t *testing.T, fc *clock.Fake, proxies ...string) (*Service, http
 		{Method: "GET", Pattern: "/api/v1/me", Role: auth.RoleAny, Handler: s.HandleMe},
 		{Method: "POST", Pattern: "/api/v1/logout", Role: auth.RoleAny, Handler: s.HandleLogout, Audit: "logout"},
 		{Method: "POST", Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: s.HandleIssueDeviceCredentials, Audit: "device.credentials.issue"},
+		{Method: "PUT", Pattern: "/api/v1/me/password", Role: auth.RoleAny, Handler: s.HandleChangeOwnPassword},
 		{Method: "DELETE", Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: s.HandleRevokeDeviceCredentials, Audit: "device.credentials.revoke"},
 	} {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.Wrap(rt))
@@ -345,4 +346,34 @@ func loginToken(t *testing.T, h http.Handler) *http.Cookie {
 	}
 	t.Fatalf("login: %d %s", rec.Code, rec.Body)
 	return nil
+}
+
+// Guessing the current password through PUT /api/v1/me/password is throttled
+// like a login (3 failures per user in this fixture), and the right one then
+// waits for the lockout like a login would.
+func TestPasswordChangeIsThrottled(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	_, h := newService(t, fc)
+	tok := loginToken(t, h)
+	change := func(current string) int {
+		req := httptest.NewRequest("PUT", "/api/v1/me/password", strings.NewReader(`{"current":"`+current+`","new":"another long passphrase"}`))
+		req.AddCookie(tok)
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		return rr.Code
+	}
+	var codes []int
+	for i := 0; i < 5; i++ {
+		codes = append(codes, change(fmt.Sprintf("guess %d", i)))
+	}
+	if fmt.Sprint(codes) != "[400 400 400 429 429]" {
+		t.Fatalf("wrong current passwords: %v, want three 400s then 429", codes)
+	}
+	if code := change("correct horse battery"); code != 429 {
+		t.Fatalf("right password during the lockout: %d, want 429", code)
+	}
+	fc.Advance(time.Hour)
+	if code := change("correct horse battery"); code != 204 {
+		t.Fatalf("right password after the lockout: %d, want 204", code)
+	}
 }
