@@ -161,6 +161,21 @@ func (c Config) source(camera string) (Source, bool) {
 	return Source{}, false
 }
 
+// scrubCredentials removes the user info of rawURL from text (ffmpeg's
+// stderr names its input URL, password included), as it appears in the URL
+// and decoded, so the text can go to logs, events and /api/v1/streams.
+func scrubCredentials(text, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return text
+	}
+	text = strings.ReplaceAll(text, u.User.String()+"@", "***@")
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		text = strings.ReplaceAll(text, pw, "***")
+	}
+	return text
+}
+
 // redactURL hides credentials in an RTSP URL for logs and stats.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)

@@ -2,6 +2,7 @@ package video
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -23,8 +24,12 @@ func readOffer(r *http.Request) (string, error) {
 		return "", fmt.Errorf("%w: Content-Type must be application/sdp", ErrBadOffer)
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxSDP+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) { // the router's body limit, when below maxSDP
+		return "", fmt.Errorf("video: SDP offer over the %d-byte request limit: %w", mbe.Limit, errs.ErrTooLarge)
+	}
 	if err != nil {
-		return "", fmt.Errorf("%w: read body: %v", ErrBadOffer, err)
+		return "", fmt.Errorf("%w: read body: %w", ErrBadOffer, err)
 	}
 	if len(b) > maxSDP {
 		return "", fmt.Errorf("video: SDP offer over %d bytes: %w", maxSDP, errs.ErrTooLarge)

@@ -203,8 +203,9 @@ func TestRTPIngestForeignLogRateLimited(t *testing.T) {
 	}
 }
 
-// Datagrams that are not RTP are dropped by reason before the sender is looked at,
-// so they neither reach viewers nor latch their sender.
+// Datagrams that are not RTP, or longer than any packet the relay forwards, are
+// dropped by reason before the sender is looked at, so they neither reach viewers
+// nor latch their sender.
 func TestRTPIngestDropsNonRTP(t *testing.T) {
 	g := newRTPIngest(t)
 	junk := g.sender(t)
@@ -217,6 +218,9 @@ func TestRTPIngestDropsNonRTP(t *testing.T) {
 	manyCSRC[0] |= 0x0f // 15 CSRCs announced, none present
 	badPadding := append([]byte(nil), valid...)
 	badPadding[0] |= 0x20 // padding bit, last byte (0x84) larger than the payload
+	// Valid RTP, but longer than the read buffer: a truncated copy would parse
+	// as RTP and be relayed corrupt.
+	oversize := append(append([]byte(nil), valid...), make([]byte, maxIngestPacket)...)
 	tests := []struct {
 		name   string
 		b      []byte
@@ -228,8 +232,11 @@ func TestRTPIngestDropsNonRTP(t *testing.T) {
 		{"CSRC list past the end", manyCSRC, dropReasonNotRTP},
 		{"padding past the payload", badPadding, dropReasonNotRTP},
 		{"RTCP", rtcp, dropReasonRTCP},
+		{"oversize", oversize, dropReasonOversize},
+		{"oversize by one byte", oversize[:maxIngestPacket+1], dropReasonOversize},
 	}
-	counters := map[string]prometheus.Counter{dropReasonNotRTP: g.m.met.dropNotRTP, dropReasonRTCP: g.m.met.dropRTCP}
+	counters := map[string]prometheus.Counter{dropReasonNotRTP: g.m.met.dropNotRTP, dropReasonRTCP: g.m.met.dropRTCP,
+		dropReasonOversize: g.m.met.dropOversize}
 	want := map[string]float64{}
 	for _, tc := range tests {
 		send(t, junk, tc.b)
@@ -252,5 +259,15 @@ func TestRTPIngestDropsNonRTP(t *testing.T) {
 	g.waitCounts(t, 1, 0)
 	if s, _ := g.m.StreamStats("cam"); s.RTPSender != a.LocalAddr().String() {
 		t.Fatalf("sender %q, want %s", s.RTPSender, a.LocalAddr())
+	}
+	// A datagram of exactly maxIngestPacket bytes is still relayed, whole.
+	largest := append(idr(t, 0xA, 3), make([]byte, maxIngestPacket-len(valid))...)
+	send(t, a, largest)
+	g.waitCounts(t, 2, 0)
+	if q := g.relayedSSRCs(); len(q) != 2 {
+		t.Fatalf("relayed %d packets, want 2", len(q))
+	}
+	if s, _ := g.m.StreamStats("cam"); s.Bytes != uint64(len(valid)+maxIngestPacket) {
+		t.Fatalf("relayed %d bytes, want %d", s.Bytes, len(valid)+maxIngestPacket)
 	}
 }

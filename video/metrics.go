@@ -23,6 +23,7 @@ type metrics struct {
 	dropNotRTP      prometheus.Counter // shorter than an RTP header, not version 2, malformed
 	dropRTCP        prometheus.Counter // RTCP on the RTP port: no use without a return channel
 	dropNotLoopback prometheus.Counter // an RTSP stream's ffmpeg port reached from off-host
+	dropOversize    prometheus.Counter // longer than maxIngestPacket: never relayed, a cut copy would be corrupt
 }
 
 // Reasons of lookout_video_ingest_dropped_total.
@@ -31,6 +32,7 @@ const (
 	dropReasonNotRTP      = "not_rtp"
 	dropReasonRTCP        = "rtcp"
 	dropReasonNotLoopback = "not_loopback"
+	dropReasonOversize    = "oversize"
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,13 +53,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a packet's arrival at the relay to its send to one viewer (queue wait + SRTP + socket write).",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 1.5, 24)}),
 		ingestDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_video_ingest_dropped_total",
-			Help: "Datagrams dropped at RTP ingest ports before the relay: foreign_sender (not the stream's latched sender), not_rtp, rtcp, not_loopback (RTSP ffmpeg port)."},
+			Help: "Datagrams dropped at RTP ingest ports before the relay: foreign_sender (not the stream's latched sender), not_rtp, rtcp, not_loopback (RTSP ffmpeg port), oversize (datagram over 1600 bytes)."},
 			[]string{"reason"}),
 	}
 	m.dropForeign = m.ingestDrops.WithLabelValues(dropReasonForeign)
 	m.dropNotRTP = m.ingestDrops.WithLabelValues(dropReasonNotRTP)
 	m.dropRTCP = m.ingestDrops.WithLabelValues(dropReasonRTCP)
 	m.dropNotLoopback = m.ingestDrops.WithLabelValues(dropReasonNotLoopback)
+	m.dropOversize = m.ingestDrops.WithLabelValues(dropReasonOversize)
 	for _, c := range []prometheus.Collector{m.packetsIn, m.drops, m.keyframeRequests, m.ffmpegStarts, m.viewers, m.rejected, m.latency, m.ingestDrops} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("video metrics: %w", err)

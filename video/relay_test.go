@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -247,5 +248,66 @@ func TestFFmpegMissing(t *testing.T) {
 	_, err := dialViewer(ctx, g.url("/api/v1/streams/cam-03/whep"))
 	if statusCode(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "ffmpeg") {
 		t.Fatalf("WHEP to RTSP camera without ffmpeg: %v, want 503 mentioning ffmpeg", err)
+	}
+}
+
+// An offer that makes pion v3.3.6 panic while parsing it (an empty
+// a=simulcast:send list) is a 400 on both endpoints, not a dropped connection,
+// and leaves no viewer slot reserved: with one slot per camera, repeated bad
+// offers keep answering 400, never 503.
+func TestOfferPanickingPionIsBadOffer(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxViewersPerCamera = 1
+	g := startGateway(t, cfg)
+	offer := "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n" +
+		"c=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:102 H264/90000\r\na=simulcast:send \r\n"
+	tests := []struct{ name, camera, path string }{
+		{"whep", "cam-01", "/api/v1/streams/cam-01/whep"},
+		{"whip", "cam-03", "/api/v1/streams/cam-03/whip"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 3 {
+				res, err := http.Post(g.url(tc.path), "application/sdp", strings.NewReader(offer))
+				if err != nil {
+					t.Fatalf("POST %d: %v (the handler panicked?)", i, err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"code":"invalid"`) {
+					t.Fatalf("POST %d: status %d %s, want 400 invalid", i, res.StatusCode, b)
+				}
+			}
+			if st, _ := g.m.StreamStats(tc.camera); st.Viewers != 0 || st.ViewersConnecting != 0 || st.State != video.StateIdle {
+				t.Fatalf("bad offers left state behind: %+v", st)
+			}
+		})
+	}
+}
+
+// An SDP body over the request limit set in front of the handler (the gateway's
+// MaxBytesReader) answers 413, like one over the package's own maxSDP.
+func TestOfferOverBodyLimitIs413(t *testing.T) {
+	g := startGateway(t, testConfig())
+	body := "v=0\r\n" + strings.Repeat("a=x\r\n", 400) // 2 KB, well under maxSDP
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"whep", g.m.HandleWHEP},
+		{"whip", g.m.HandleWHIP},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodPost, "/api/v1/streams/cam-01/"+tc.name, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/sdp")
+			req.SetPathValue("camera", "cam-01")
+			req.Body = http.MaxBytesReader(rec, req.Body, 1024)
+			tc.handler(rec, req)
+			if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), `"code":"too_large"`) {
+				t.Fatalf("status %d %s, want 413 too_large", rec.Code, rec.Body)
+			}
+		})
 	}
 }

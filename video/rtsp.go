@@ -106,8 +106,9 @@ func (st *stream) startFFmpegLocked(now time.Time) {
 			if !st.ff.stopping {
 				st.ff.failures++
 				st.ff.nextStart = end.Add(st.backoffLocked())
-				st.lastErr = strings.TrimSpace(fmt.Sprintf("ffmpeg exited: %v %s", err, tail.String()))
-				m.log.Warn("ffmpeg exited", "camera", st.camera, "err", err, "stderr", tail.String(), "retry_at", st.ff.nextStart)
+				stderr := scrubCredentials(tail.String(), st.src.RTSP)
+				st.lastErr = strings.TrimSpace(fmt.Sprintf("ffmpeg exited: %v %s", err, stderr))
+				m.log.Warn("ffmpeg exited", "camera", st.camera, "err", err, "stderr", stderr, "retry_at", st.ff.nextStart)
 				if st.markDownLocked(end, st.lastErr) {
 					down = &StreamEvent{Camera: st.camera, Source: st.kind, Reason: st.lastErr}
 				}

@@ -2,7 +2,9 @@ package video
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +90,17 @@ func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (st
 	if err != nil {
 		return "", fmt.Errorf("video: new peer connection: %w", err)
 	}
+	// Hand pc to the viewer under mu and only while its slot is still reserved: a
+	// removeViewer since addViewer unlocked (RemoveCamera, SetCameraRTSP, Close)
+	// had no connection to close, and a later one reads v.pc under mu.
+	m.mu.Lock()
+	if err := m.viewerGoneLocked(v); err != nil {
+		m.mu.Unlock()
+		_ = pc.Close()
+		return "", err
+	}
 	v.pc = pc
+	m.mu.Unlock()
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
@@ -97,8 +109,8 @@ func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (st
 			m.removeViewer(v)
 		}
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	if err := setOffer(pc, offer); err != nil {
+		return "", err
 	}
 	track, err := webrtc.NewTrackLocalStaticRTP(H264Capability(), "video", "lookout-"+v.st.camera)
 	if err != nil {
@@ -109,7 +121,16 @@ func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (st
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
-	answer, err := answerAndGather(ctx, pc)
+	answer, err := answerAndGather(ctx, pc, v.done)
+	if errors.Is(err, errGatherAborted) {
+		m.mu.Lock()
+		err = m.viewerGoneLocked(v)
+		m.mu.Unlock()
+		if err == nil {
+			err = ErrUnknownSession // unreachable: done is closed after the slot is freed
+		}
+		return "", err
+	}
 	if err != nil {
 		return "", err
 	}
@@ -117,16 +138,9 @@ func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (st
 		return "", fmt.Errorf("%w: offer accepts no H.264 (%s)", ErrBadOffer, H264Fmtp)
 	}
 	m.mu.Lock()
-	if m.closed {
+	if err := m.viewerGoneLocked(v); err != nil {
 		m.mu.Unlock()
-		return "", ErrClosed
-	}
-	if st := v.st; st.retired {
-		m.mu.Unlock() // the camera's source was replaced while answering
-		return "", ErrSourceReplaced
-	} else if st.viewers[v.id] != v {
-		m.mu.Unlock() // removed while answering (connection failed, DELETE)
-		return "", ErrUnknownSession
+		return "", err
 	}
 	m.pickWriterLocked(v)
 	m.wg.Add(1) // under mu and before closed: never races Close's Wait
@@ -135,20 +149,65 @@ func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (st
 	return answer, nil
 }
 
-// answerAndGather creates and sets the local answer and waits for ICE gathering.
-func answerAndGather(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+// viewerGoneLocked says why v's slot is no longer reserved (the manager closed,
+// the camera's source was replaced or removed, the session was deleted or its
+// connection failed), or nil while it is. Caller holds mu.
+func (m *Manager) viewerGoneLocked(v *viewer) error {
+	switch {
+	case m.closed:
+		return ErrClosed
+	case v.st.retired:
+		return ErrSourceReplaced
+	case v.st.viewers[v.id] != v:
+		return ErrUnknownSession
+	}
+	return nil
+}
+
+// errGatherAborted: answerAndGather stopped waiting because the session ended.
+var errGatherAborted = errors.New("video: session ended during ICE gathering")
+
+// setOffer applies a client's SDP offer. pion v3.3.6 panics on some malformed
+// offers (an empty "a=simulcast:send " list indexes past the end in getRids); the
+// panic is a bad offer like any other, so the caller releases the slot and the
+// connection and answers 400 instead of the handler dying with them held.
+func setOffer(pc *webrtc.PeerConnection, offer string) error {
+	return guardSDP(func() error {
+		return pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
+	})
+}
+
+// guardSDP runs one pion step driven by the client's SDP and returns its error,
+// or a panic inside it, as ErrBadOffer.
+func guardSDP(step func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: rejected by the WebRTC stack: %v", ErrBadOffer, r)
+		}
+	}()
+	if err := step(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	return nil
+}
+
+// answerAndGather creates and sets the local answer and waits for ICE gathering;
+// a close of gone (the session ended meanwhile) stops the wait with errGatherAborted.
+func answerAndGather(ctx context.Context, pc *webrtc.PeerConnection, gone <-chan struct{}) (string, error) {
+	var answer webrtc.SessionDescription
+	if err := guardSDP(func() (err error) { answer, err = pc.CreateAnswer(nil); return err }); err != nil {
+		return "", err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	if err := guardSDP(func() error { return pc.SetLocalDescription(answer) }); err != nil {
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, gatherTimeout)
 	defer cancel()
 	select {
 	case <-gathered:
+	case <-gone:
+		return "", errGatherAborted
 	case <-ctx.Done():
 		return "", fmt.Errorf("video: ICE gathering: %w", ctx.Err())
 	}
@@ -201,13 +260,12 @@ func (m *Manager) removeViewer(v *viewer) {
 	if v.w != nil {
 		v.w.removeLocked(v)
 	}
+	pc := v.pc // set under mu, and only while the slot is reserved (answerViewer)
 	m.mu.Unlock()
-	v.once.Do(func() {
-		close(v.done)
-		if v.pc != nil {
-			_ = v.pc.Close() // pion runs the state callback on its own goroutine
-		}
-	})
+	v.once.Do(func() { close(v.done) })
+	if pc != nil {
+		_ = pc.Close() // idempotent; pion runs the state callback on its own goroutine
+	}
 }
 
 // readRTCP forwards the viewer's keyframe requests (PLI, FIR) to the source; the
@@ -239,8 +297,10 @@ func (m *Manager) deleteViewer(camera, id string) error {
 	return nil
 }
 
-// publish accepts a WHIP offer for camera: the new publisher replaces any previous
-// one (a rebooted camera must not wait for its stale session to time out).
+// addPublisher accepts a WHIP offer for camera: the new publisher replaces any
+// previous one (a rebooted camera must not wait for its stale session to time out).
+// The publisher's first H.264 track to arrive is the stream; further tracks
+// (another video m-line, simulcast layers) and audio are received and discarded.
 func (m *Manager) addPublisher(ctx context.Context, camera, offer string) (string, string, error) {
 	st, err := m.stream(camera)
 	if err != nil {
@@ -258,9 +318,18 @@ func (m *Manager) addPublisher(ctx context.Context, camera, offer string) (strin
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		return fail(fmt.Errorf("video: transceiver: %w", err))
 	}
+	var relayed atomic.Bool // taken by the publisher's first H.264 track
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		if !strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeH264) {
-			return
+		if !strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeH264) || !relayed.CompareAndSwap(false, true) {
+			// Not relayed: audio, or a further video track (a second m-line, a
+			// simulcast layer), whose SSRC and sequence numbers would interleave
+			// with the first in every viewer's one track. Read and discard.
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := tr.Read(buf); err != nil && !errors.Is(err, io.ErrShortBuffer) {
+					return
+				}
+			}
 		}
 		m.mu.Lock()
 		current := st.pubID == id
@@ -285,10 +354,10 @@ func (m *Manager) addPublisher(ctx context.Context, camera, offer string) (strin
 			m.endPublisher(st, id, "whip session "+s.String())
 		}
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrBadOffer, err))
+	if err := setOffer(pc, offer); err != nil {
+		return fail(err)
 	}
-	answer, err := answerAndGather(ctx, pc)
+	answer, err := answerAndGather(ctx, pc, nil)
 	if err != nil {
 		return fail(err)
 	}

@@ -247,3 +247,38 @@ func TestRetiredStreamStartsNoFFmpeg(t *testing.T) {
 		t.Fatal("viewer of the retired stream not closed")
 	}
 }
+
+// ffmpeg's stderr names its input URL, password included; what reaches
+// last_error, the stream.down reason and the log has the user info scrubbed.
+func TestFFmpegErrorHidesCredentials(t *testing.T) {
+	const url = "rtsp://admin:s3cret%2Fpw@127.0.0.1:9/live"
+	cfg, fc, _ := fakeFFmpeg(t)
+	script := "#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = -i ]; then echo \"[rtsp] $2: Connection refused (admin:s3cret/pw)\" >&2; fi; shift; done\nexit 1\n"
+	if err := os.WriteFile(cfg.FFmpegPath, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, logs := newLoggedManager(t, cfg, fc)
+	if err := m.SetCameraRTSP("cam", url); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	st := m.streams["cam"]
+	m.mu.Unlock()
+	addFakeViewer(m, st, "v1", 16)
+	m.RunDue(t.Context(), fc.Now())
+	done := m.FFmpegDone("cam")
+	if done == nil {
+		t.Fatal("ffmpeg not started")
+	}
+	<-done
+	pollUntil(t, "the exit recorded", func() bool { s, _ := m.StreamStats("cam"); return s.LastError != "" })
+	s, _ := m.StreamStats("cam")
+	if !strings.Contains(s.LastError, "Connection refused") || !strings.Contains(s.LastError, "***@127.0.0.1:9/live") {
+		t.Errorf("last_error = %q, want ffmpeg's message with the user info masked", s.LastError)
+	}
+	for what, text := range map[string]string{"last_error": s.LastError, "log": logs.String()} {
+		if strings.Contains(text, "s3cret") {
+			t.Errorf("%s leaks the camera password: %q", what, text)
+		}
+	}
+}

@@ -76,10 +76,11 @@ const foreignLogEvery = 10 * time.Second
 // been silent for SourceTimeout, the same silence that marks the stream down; then
 // the next valid packet's sender takes over (a rebooted camera comes back from a new
 // source port). An RTSP stream's latch is cleared when ffmpeg (re)starts. Datagrams
-// that are not RTP version 2 (too short, malformed) and RTCP are dropped and counted
-// before the sender is looked at, so they never latch one. A dropped datagram costs
-// no allocation: its buffer is read into again; only a delivered packet, which the
-// viewers' queues keep, takes a fresh buffer.
+// that are not RTP version 2 (too short, malformed), RTCP and datagrams longer than
+// maxIngestPacket are dropped and counted before the sender is looked at, so they
+// never latch one. A dropped datagram costs no allocation: its buffer is read into
+// again; only a delivered packet, which the viewers' queues keep, takes a fresh
+// buffer.
 func (st *stream) readUDP(conn *net.UDPConn) {
 	m := st.m
 	loopbackOnly := st.kind == KindRTSP
@@ -88,7 +89,7 @@ func (st *stream) readUDP(conn *net.UDPConn) {
 		epoch    uint64         // st.senderEpoch the latch belongs to
 		logAt    time.Time      // last foreign-sender log line
 		sinceLog uint64         // foreign packets since that line
-		buf      = make([]byte, 1600)
+		buf      = make([]byte, maxIngestPacket+1)
 		p        = &rtp.Packet{}
 	)
 	for {
@@ -102,6 +103,10 @@ func (st *stream) readUDP(conn *net.UDPConn) {
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if loopbackOnly && !from.Addr().IsLoopback() {
 			m.met.dropNotLoopback.Inc()
+			continue
+		}
+		if n > maxIngestPacket { // filled the spare byte: cut to fit, without an error
+			m.met.dropOversize.Inc()
 			continue
 		}
 		if n < rtpHeaderLen || buf[0]>>6 != 2 {
@@ -143,12 +148,18 @@ func (st *stream) readUDP(conn *net.UDPConn) {
 			sender = from
 		}
 		st.deliver(p)
-		buf, p = make([]byte, 1600), &rtp.Packet{}
+		buf, p = make([]byte, maxIngestPacket+1), &rtp.Packet{}
 	}
 }
 
 // rtpHeaderLen is the fixed RTP header (RFC 3550 §5.1); anything shorter is not RTP.
 const rtpHeaderLen = 12
+
+// maxIngestPacket is the longest datagram an ingest port relays (cameras and
+// ffmpeg send at most an Ethernet MTU's worth). readUDP reads into one byte more,
+// so a longer datagram, which Linux cuts to the buffer without an error, shows as
+// filling it and is dropped whole (oversize) instead of relayed corrupt.
+const maxIngestPacket = 1600
 
 // latchSender records from as the stream's sender for stats and the log, unless the
 // latch was reset (ffmpeg restart) since epoch was read.
