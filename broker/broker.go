@@ -7,6 +7,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 // Handler consumes one device publish. It returns nil once the message is durable
 // or dead-lettered (the broker then acknowledges it); any error means "not
 // handled" and the broker withholds the acknowledgement so the device resends.
+// A handler that may block (a full spool) must give up when Broker.Intake ends.
 type Handler func(topic string, payload []byte) error
 
 // Options configure the embedded broker.
@@ -50,6 +52,8 @@ type Broker struct {
 	srv          *mqtt.Server
 	opts         Options
 	guardMetrics *guardMetrics
+	intake       context.Context // see Intake; ended by Close
+	stopIntake   context.CancelFunc
 }
 
 // New builds a broker; Start opens its listeners.
@@ -79,6 +83,7 @@ func New(opts Options, h Handler) (*Broker, error) {
 		Logger:       opts.Logger.With("component", "mqtt-broker"),
 	})
 	b := &Broker{srv: srv, opts: opts}
+	b.intake, b.stopIntake = context.WithCancel(context.Background())
 	gm, err := newGuardMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
@@ -125,8 +130,18 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 // Clients reports connected client count (for /readyz and metrics).
 func (b *Broker) Clients() int { return b.srv.Clients.Len() }
 
-// Close stops the listeners and disconnects clients.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Intake is the context for the Handler's blocking work (the spool append):
+// it ends when Close starts. mochi's Close waits for every client's read loop,
+// and a loop blocked in the Handler on a full spool would otherwise hold it
+// until the spool drains (InfluxDB back); when Intake ends the Handler gives
+// up, the publish is not acknowledged and the device sends it again later.
+func (b *Broker) Intake() context.Context { return b.intake }
+
+// Close ends intake (see Intake), stops the listeners and disconnects clients.
+func (b *Broker) Close() error {
+	b.stopIntake()
+	return b.srv.Close()
+}
 
 // ingestHook hands device publishes to the pipeline before the broker acks them.
 type ingestHook struct {
@@ -145,6 +160,7 @@ func (h *ingestHook) Provides(b byte) bool {
 
 // OnPublish runs on the publishing client's read loop, before PUBACK. Blocking
 // here (a full spool) stops reading from that client: backpressure, not loss.
+// At shutdown the handler gives up (Intake ends) and the packet is rejected.
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline || !strings.HasPrefix(pk.TopicName, h.prefix) {
 		return pk, nil

@@ -177,7 +177,9 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 			return a, err
 		}
 		a.broker, err = broker.New(bopts, func(topic string, payload []byte) error {
-			return a.pipeline.Handle(context.Background(), topic, payload)
+			// Intake ends when broker.Close starts: a publish waiting for spool
+			// space then gives up unacked instead of holding the shutdown.
+			return a.pipeline.Handle(a.broker.Intake(), topic, payload)
 		})
 		if err != nil {
 			return a, err
@@ -302,6 +304,8 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("component failed; shutting down", "err", runErr)
 	}
 	// Stop intake first: the broker stops acking, so nothing half-done is acked.
+	// Close ends the broker's Intake before it waits for the clients, so a
+	// publish blocked on a full spool (InfluxDB down) cannot hang the shutdown.
 	if a.broker != nil {
 		_ = a.broker.Close()
 	}

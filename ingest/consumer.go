@@ -342,23 +342,35 @@ func (c *Consumer) work(ctx context.Context) {
 			}
 			msgs = append(msgs, Message{Topic: m.Topic(), Payload: m.Payload()})
 		}
-		for len(msgs) > 0 {
-			err := c.p.HandleBatch(ctx, msgs)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return // unacked: the broker redelivers to our session
-			}
-			c.log.Error("ingest batch not stored; retrying", "err", err, "messages", len(msgs))
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
+		if len(msgs) > 0 && !c.store(ctx, msgs) {
+			return // unacked: the broker redelivers to our session
 		}
 		for _, m := range batch {
 			m.Ack()
+		}
+	}
+}
+
+// store makes msgs durable (or dead-letters them), retrying a failed spool
+// append every second; false means ctx ended first and nothing may be acked.
+// The messages are decoded once: only the append is retried, so a reject is
+// counted and dead-lettered once however long the spool keeps failing.
+func (c *Consumer) store(ctx context.Context, msgs []Message) bool {
+	b := c.p.prepareBatch(msgs)
+	defer c.p.release(b)
+	for {
+		err := c.p.store(ctx, b)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		c.log.Error("ingest batch not stored; retrying", "err", err, "messages", len(msgs))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
 		}
 	}
 }

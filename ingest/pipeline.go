@@ -83,6 +83,8 @@ type Pipeline struct {
 
 	accepted, rejected atomic.Uint64
 	bufs               sync.Pool
+	// lastStamp is the last gateway time handed out by stamp, in Unix ns.
+	lastStamp atomic.Int64
 }
 
 type pipelineMetrics struct {
@@ -142,43 +144,96 @@ func (p *Pipeline) Handle(ctx context.Context, topic string, payload []byte) err
 // HandleBatch processes messages in order with one spool append for all the
 // accepted ones. The result is all-or-nothing for acknowledgement purposes.
 func (p *Pipeline) HandleBatch(ctx context.Context, msgs []Message) error {
+	b := p.prepareBatch(msgs)
+	defer p.release(b)
+	return p.store(ctx, b)
+}
+
+// prepared is a batch after decoding: the encoded records of the accepted
+// readings (in a pooled buffer) and the readings. Its rejects have already been
+// counted and dead-lettered.
+type prepared struct {
+	bp       *[]byte
+	recs     [][]byte
+	readings []Reading
+}
+
+// prepareBatch decodes, admits, tags and encodes msgs in order, and rejects
+// (counts, logs, dead-letters) the bad ones. Each message gets its own gateway
+// time (see stamp). A caller that retries a failed append retries store with
+// the same batch, so a reject is handled once and the readings keep their
+// times; it must release the batch when done.
+func (p *Pipeline) prepareBatch(msgs []Message) *prepared {
 	now := p.deps.Clock.Now()
 	bp := p.bufs.Get().(*[]byte)
 	buf := (*bp)[:0]
-	recs := make([][]byte, 0, len(msgs))
-	readings := make([]Reading, 0, len(msgs))
+	b := &prepared{bp: bp, recs: make([][]byte, 0, len(msgs)), readings: make([]Reading, 0, len(msgs))}
 	for _, m := range msgs {
-		r, err := p.prepare(m, now)
+		at := p.stamp(now)
+		r, err := p.prepare(m, at)
 		if err != nil {
-			p.reject(m, err, now)
+			p.reject(m, err, at)
 			continue
 		}
 		start := len(buf)
 		buf = p.deps.Encode(buf, &r)
-		recs = append(recs, buf[start:len(buf):len(buf)])
-		readings = append(readings, r)
+		b.recs = append(b.recs, buf[start:len(buf):len(buf)])
+		b.readings = append(b.readings, r)
 	}
-	var err error
-	if len(recs) > 0 {
-		p.m.batchSize.Observe(float64(len(recs)))
-		err = p.deps.Appender.Append(ctx, recs...)
+	*bp = buf
+	return b
+}
+
+// store appends b's records to the spool in one write; once they are durable it
+// counts the readings and hands them to the observers. After an error nothing
+// was counted or observed and store may be called again with the same b.
+func (p *Pipeline) store(ctx context.Context, b *prepared) error {
+	if len(b.recs) > 0 {
+		if err := p.deps.Appender.Append(ctx, b.recs...); err != nil {
+			return fmt.Errorf("ingest: spool append: %w", err)
+		}
+		p.m.batchSize.Observe(float64(len(b.recs)))
 	}
-	*bp = buf[:0]
-	if cap(buf) <= 1<<20 { // don't pin huge buffers in the pool
-		p.bufs.Put(bp)
-	}
-	if err != nil {
-		return fmt.Errorf("ingest: spool append: %w", err)
-	}
-	for i := range readings {
-		r := &readings[i]
+	for i := range b.readings {
+		r := &b.readings[i]
 		p.m.messages.WithLabelValues(string(r.Class), "stored").Inc()
 		for _, o := range p.deps.Observers {
 			o.Observe(*r)
 		}
 	}
-	p.accepted.Add(uint64(len(readings)))
+	p.accepted.Add(uint64(len(b.readings)))
 	return nil
+}
+
+// release returns b's buffer to the pool; b's records must not be used after.
+func (p *Pipeline) release(b *prepared) {
+	if cap(*b.bp) <= 1<<20 { // don't pin huge buffers in the pool
+		*b.bp = (*b.bp)[:0]
+		p.bufs.Put(b.bp)
+	}
+	b.bp, b.recs = nil, nil
+}
+
+// stamp returns the gateway time for one message: now, or 1 ns after the last
+// time it returned when now is not later, so no two messages — in one batch,
+// across batches or concurrent callers — share a time. A reading without ts is
+// stored at this time, and InfluxDB keeps only one point per measurement, tag
+// set and timestamp: equal times would silently drop all but one of them.
+func (p *Pipeline) stamp(now time.Time) time.Time {
+	t := now.UnixNano()
+	for {
+		last := p.lastStamp.Load()
+		next := t
+		if next <= last {
+			next = last + 1
+		}
+		if p.lastStamp.CompareAndSwap(last, next) {
+			if next == t {
+				return now
+			}
+			return time.Unix(0, next).UTC()
+		}
+	}
 }
 
 // prepare decodes, admits and tags one message.

@@ -181,3 +181,40 @@ func TestPipelineConcurrentHandle(t *testing.T) {
 		t.Fatalf("spooled %d, want 1600", len(f.spool.recs))
 	}
 }
+
+// TestPipelineStampsReadingsWithoutTS: a reading without ts is stored at
+// gateway time, and no two of them share a timestamp — not in one batch, not
+// across batches read at the same clock value. InfluxDB keeps one point per
+// measurement, tags and time, so a shared timestamp would silently drop all
+// but one of them.
+func TestPipelineStampsReadingsWithoutTS(t *testing.T) {
+	f := newFixture(t, nil) // the fake clock never moves: the worst case
+	noTS := Message{Topic: "fire/smoke/sm-1/telemetry", Payload: []byte(
+		`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false}`)}
+	for batch := 0; batch < 2; batch++ {
+		if err := f.p.HandleBatch(context.Background(), []Message{noTS, noTS, smokeMsg("sm-1", f.now.Add(-time.Minute), ""), noTS}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.p.Handle(context.Background(), noTS.Topic, noTS.Payload); err != nil {
+		t.Fatal(err)
+	}
+	var last time.Time
+	n := 0
+	for _, r := range f.obs.rs {
+		if r.Time.Equal(f.now.Add(-time.Minute)) {
+			continue // the device's own ts is kept as sent
+		}
+		n++
+		if r.Time.Before(f.now) || r.Time.After(f.now.Add(time.Millisecond)) {
+			t.Errorf("reading without ts stamped %v, gateway time is %v", r.Time, f.now)
+		}
+		if !r.Time.After(last) {
+			t.Errorf("reading %d without ts stamped %v, not after the previous one (%v)", n, r.Time, last)
+		}
+		last = r.Time
+	}
+	if n != 7 {
+		t.Fatalf("observed %d readings without ts, want 7", n)
+	}
+}

@@ -646,6 +646,13 @@ func (s *Spool) readSegment(seg segment, pos Position, max int) (Batch, error) {
 		s.rbuf = nil
 	}
 	s.mu.Lock()
+	if end.Offset == s.written.Offset {
+		// Caught up with the writer: the record count is written's. This is a
+		// no-op unless a skipped region held frames Seq never counted (how many
+		// is unknowable once a length is damaged); without it Stats().Records
+		// would stay above zero for good.
+		end.Seq = s.written.Seq
+	}
 	s.read = end
 	s.mu.Unlock()
 	return Batch{Records: recs, End: end}, nil

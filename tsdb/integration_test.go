@@ -396,3 +396,34 @@ func TestWriterRestartResumes(t *testing.T) {
 	appendReadings(t, r2.sp, 5000, 6000)
 	waitCount(t, "after restart", 6000, 60*time.Second, func() int64 { return countAll(t, in) })
 }
+
+// TestReadingsWithoutTSAllStored: readings that carry no ts are stored at
+// gateway time through the real pipeline; several from one device in one
+// batch must become several points (InfluxDB keeps one point per measurement,
+// tag set and timestamp, so equal gateway times would silently drop them).
+func TestReadingsWithoutTSAllStored(t *testing.T) {
+	in := testenv.StartInflux(t)
+	r := startRig(t, t.TempDir(), influxConfig(in))
+	p, err := ingest.NewPipeline(ingest.DefaultConfig(), ingest.Deps{Appender: r.sp, Encode: EncodeReading,
+		Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(battery int) ingest.Message {
+		return ingest.Message{Topic: "fire/smoke/sm-nots/telemetry", Payload: []byte(fmt.Sprintf(
+			`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":%d,"rssi_dbm":-75,"tamper":false}`, battery))}
+	}
+	if err := p.HandleBatch(context.Background(), []ingest.Message{msg(80), msg(79), msg(78)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.HandleBatch(context.Background(), []ingest.Message{msg(77), msg(76)}); err != nil {
+		t.Fatal(err)
+	}
+	if acc, rej := p.Counts(); acc != 5 || rej != 0 {
+		t.Fatalf("pipeline accepted %d, rejected %d; want 5, 0", acc, rej)
+	}
+	waitFor(t, func() bool { return r.sp.Stats().Records == 0 })
+	if got := in.Count(t, "smoke_telemetry", "battery_pct"); got != 5 {
+		t.Fatalf("%d points stored for 5 accepted readings without ts", got)
+	}
+}

@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	mochiauth "github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookoutfire/lookout/ingest"
+	"github.com/lookoutfire/lookout/internal/testenv"
+	"github.com/lookoutfire/lookout/spool"
+	"github.com/lookoutfire/lookout/tsdb"
+)
+
+// TestCloseWhilePublishWaitsForSpace: with the spool full (InfluxDB down), a
+// device's QoS 1 publish blocks in the ingest hook — backpressure. Close must
+// still return promptly: the publish gives up unacknowledged (the device
+// resends it later) and nothing is stored half-way.
+func TestCloseWhilePublishWaitsForSpace(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sp, err := spool.Open(t.TempDir(), spool.Config{MaxBytes: 1 << 20, SegmentBytes: 1 << 20, SyncInterval: time.Second}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close() // also frees a hung Close if the test fails
+	// One record that leaves less room than any reading needs: the spool is full.
+	if err := sp.Append(context.Background(), bytes.Repeat([]byte("x"), 1<<20-100)); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := ingest.NewPipeline(ingest.DefaultConfig(), ingest.Deps{Appender: sp, Encode: tsdb.EncodeReading,
+		Registerer: prometheus.NewRegistry(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	var b *Broker
+	b, err = New(Options{Addr: addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
+		Registerer: prometheus.NewRegistry(), Logger: log},
+		func(topic string, payload []byte) error { return p.Handle(b.Intake(), topic, payload) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("sm-1").
+		SetAutoReconnect(false).SetConnectRetry(false))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	tok := c.Publish("fire/smoke/sm-1/telemetry", 1, false,
+		`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false}`)
+	blocked := func() bool { return counter(t, reg, "lookout_spool_blocked_total") >= 1 }
+	for deadline := time.Now().Add(5 * time.Second); !blocked(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the publish never reached the full spool")
+		}
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("broker Close hangs while a publish waits for spool space")
+	}
+	if tok.WaitTimeout(100*time.Millisecond) && tok.Error() == nil {
+		t.Fatal("the publish was acknowledged although its reading was not stored")
+	}
+	if st := sp.Stats(); st.Records != 1 {
+		t.Fatalf("spool holds %d records, want only the filler", st.Records)
+	}
+	if acc, _ := p.Counts(); acc != 0 {
+		t.Fatalf("pipeline accepted %d readings", acc)
+	}
+}
+
+// counter reads a counter (without labels) from reg; 0 when it is not there.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lookoutfire/lookout/config"
+	"github.com/lookoutfire/lookout/internal/testenv"
+	"github.com/lookoutfire/lookout/registry"
+)
+
+// TestShutdownWithSpoolFull: InfluxDB is down and the spool is full, so a
+// device's QoS 1 publish waits in the embedded broker for spool space. Stopping
+// the gateway must not wait for InfluxDB: Run returns within seconds and the
+// publish is left unacknowledged, for the device to send again.
+func TestShutdownWithSpoolFull(t *testing.T) {
+	t.Chdir(testenv.ModuleRoot())
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.MQTT.EmbeddedAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	cfg.Influx.URL = "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // nothing listens: InfluxDB is down
+	cfg.Spool.MaxBytes, cfg.Spool.SegmentBytes = 1<<20, 1<<20
+	cfg.Registry.Seed = ""
+	cfg.Auth.InsecureDev = true // anonymous MQTT
+	cfg.Auth.SimCredentials = ""
+	cfg.Auth.BootstrapAdmin = ""
+	a, err := NewApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.devices.Create(context.Background(), registry.Device{ID: "sm-1", Class: "smoke", Name: "alarm", Lat: 31.5, Lon: 107.0}); err != nil {
+		t.Fatal(err)
+	}
+	// One record that leaves less room than any reading needs: the spool is full.
+	if err := a.spool.Append(context.Background(), bytes.Repeat([]byte("x"), 1<<20-100)); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.started:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway did not start")
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + cfg.MQTT.EmbeddedAddr).SetClientID("sm-1").
+		SetAutoReconnect(false).SetConnectRetry(false))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	tok := c.Publish("fire/smoke/sm-1/telemetry", 1, false,
+		`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false}`)
+	blocked := func() bool {
+		mfs, err := a.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "lookout_spool_blocked_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue() >= 1
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !blocked(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the publish never reached the full spool")
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		_ = a.spool.Close() // frees the blocked publish, so Run ends before Cleanup closes the rest
+		<-done
+		t.Fatal("gateway shutdown hangs while a publish waits for spool space")
+	}
+	if tok.WaitTimeout(100*time.Millisecond) && tok.Error() == nil {
+		t.Fatal("the publish was acknowledged although its reading was not stored")
+	}
+	if acc, _ := a.pipeline.Counts(); acc != 0 {
+		t.Fatalf("pipeline accepted %d readings", acc)
+	}
+}
