@@ -72,6 +72,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"reconnect without backoff", "", []string{"LOOKOUT_MQTT_CONNECT_RETRY=0s"}, nil, "mqtt.connect_retry"},
 		{"shared group of two levels", "", nil, []string{"mqtt.shared_group=a/b"}, "mqtt.shared_group"},
 		{"shared group wildcard", "", nil, []string{"mqtt.shared_group=g#"}, "mqtt.shared_group"},
+		{"topic prefix of two levels", "", []string{"LOOKOUT_INGEST_TOPIC_PREFIX=site/fire"}, nil, "ingest.topic_prefix"},
+		{"topic prefix wildcard", "", nil, []string{"ingest.topic_prefix=+"}, "ingest.topic_prefix"},
 		{"auth off from env", "", []string{"LOOKOUT_AUTH_INSECURE_DEV=true"}, nil, "auth.insecure_dev (from LOOKOUT_AUTH_INSECURE_DEV): only a command-line flag"},
 		{"auth off from the file", "auth:\n  insecure_dev: true\n", nil, nil, "auth.insecure_dev: only a command-line flag"},
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -47,6 +48,10 @@ func (c Config) Validate() error {
 		return errors.New("batch_size: must be >= 1")
 	case c.TopicPrefix == "":
 		return errors.New("topic_prefix: must be set")
+	case strings.ContainsAny(c.TopicPrefix, "/+#\x00"):
+		// one topic level: the ACLs, the subscription filter and the reject
+		// reasons all split topics as prefix/class/device/kind
+		return errors.New("topic_prefix: one topic level: no '/', '+' or '#'")
 	}
 	return nil
 }

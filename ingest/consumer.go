@@ -16,6 +16,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookoutfire/lookout/internal/redact"
 )
 
 // ConsumerOptions configure the client of an external broker (Mosquitto, EMQX).
@@ -164,7 +166,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		go func() {
 			if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
 				c.connected.Store(true)
-				c.log.Info("mqtt subscribed", "broker", c.opts.URL, "filter", c.Filter(), "client_id", c.opts.ClientID)
+				c.log.Info("mqtt subscribed", "broker", redact.URL(c.opts.URL), "filter", c.Filter(), "client_id", c.opts.ClientID)
 				return
 			}
 			c.log.Error("mqtt subscribe failed", "filter", c.Filter(), "err", tok.Error())
@@ -172,7 +174,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	})
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		c.connected.Store(false)
-		c.log.Warn("mqtt connection lost; reconnecting", "broker", c.opts.URL, "err", err)
+		c.log.Warn("mqtt connection lost; reconnecting", "broker", redact.URL(c.opts.URL), "err", err)
 	})
 	cl := paho.NewClient(o)
 	c.client.Store(&cl)
@@ -180,7 +182,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() {
 		tok.Wait()
 		if err := tok.Error(); err != nil {
-			c.log.Error("mqtt connect", "broker", c.opts.URL, "err", err)
+			c.log.Error("mqtt connect", "broker", redact.URL(c.opts.URL), "err", err)
 		}
 	}()
 	c.work(ctx)
