@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/lookoutfire/lookout/geo"
 	"github.com/lookoutfire/lookout/hotspot"
 	"github.com/lookoutfire/lookout/ingest"
+	"github.com/lookoutfire/lookout/internal/redact"
 	"github.com/lookoutfire/lookout/registry"
 	"github.com/lookoutfire/lookout/spool"
 	"github.com/lookoutfire/lookout/store"
@@ -361,23 +361,14 @@ func (a *App) ready() []readiness {
 	if a.broker != nil {
 		rs = append(rs, readiness{Name: "mqtt", Ready: true, Note: "embedded broker"})
 	} else if a.consumer != nil {
-		rs = append(rs, readiness{Name: "mqtt", Ready: a.consumer.Connected(), Note: redactedURL(a.cfg.MQTT.URL)})
+		rs = append(rs, readiness{Name: "mqtt", Ready: a.consumer.Connected(), Note: redact.URL(a.cfg.MQTT.URL)})
 	}
 	st := a.spool.Stats()
 	rs = append(rs, readiness{Name: "influxdb", Ready: a.writer.Healthy(),
-		Note: fmt.Sprintf("%s; spool %d bytes unsent", redactedURL(a.cfg.Influx.URL), st.Bytes)})
+		Note: fmt.Sprintf("%s; spool %d bytes unsent", redact.URL(a.cfg.Influx.URL), st.Bytes)})
 	return rs
 }
 
-// redactedURL is raw with any password masked: /readyz is public, and paho
-// takes broker credentials from the URL's user info.
-func redactedURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	return u.Redacted()
-}
 
 // rateLog prints one line every 10 s with what flowed, so an operator watching
 // `make run` sees readings arrive.

@@ -74,19 +74,6 @@ func TestHTTPSBadCertRefusesToStart(t *testing.T) {
 	}
 }
 
-func TestRedactedURL(t *testing.T) {
-	for raw, want := range map[string]string{
-		"tcp://lookout-gw:S3cretPW@127.0.0.1:1883": "tcp://lookout-gw:xxxxx@127.0.0.1:1883",
-		"http://127.0.0.1:8086":                    "http://127.0.0.1:8086",
-		"http://u:p@[::1]:8086/x?y=1":              "http://u:xxxxx@[::1]:8086/x?y=1",
-		"tcp://%zz":                                "(unparsable url)",
-	} {
-		if got := redactedURL(raw); got != want || strings.Contains(got, "S3cret") {
-			t.Errorf("redactedURL(%q) = %q, want %q", raw, got, want)
-		}
-	}
-}
-
 // TestMosquittoConfigCommand: accounts and registry → password + ACL files.
 func TestMosquittoConfigCommand(t *testing.T) {
 	a := testApp(t)
