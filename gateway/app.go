@@ -30,6 +30,7 @@ import (
 	"github.com/lookoutfire/lookout/store"
 	"github.com/lookoutfire/lookout/tsdb"
 	"github.com/lookoutfire/lookout/video"
+	"github.com/lookoutfire/lookout/web"
 )
 
 // reservedTopics are second-level topics under the prefix that the gateway
@@ -52,6 +53,7 @@ type App struct {
 	broker   *broker.Broker   // embedded mode
 	consumer *ingest.Consumer // external-broker mode
 	guard    Guard
+	panics   prometheus.Counter // lookout_http_panics_total (web.Recover)
 
 	// --- geo ---
 	geoLayers *geo.Layers // forests, zones, masks; swapped atomically by PUT /api/v1/geo/{layer}
@@ -324,7 +326,14 @@ func (a *App) listen(addr string, h http.Handler, cert, key string, bound *net.A
 	if a.reqCtx == nil {
 		a.reqCtx, a.stopRequests = context.WithCancel(context.Background())
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	if a.panics == nil {
+		a.panics = prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_http_panics_total",
+			Help: "HTTP handlers that panicked (answered 500 when the reply had not started; logged with a stack)."})
+		if a.reg != nil {
+			a.reg.MustRegister(a.panics)
+		}
+	}
+	srv := &http.Server{Handler: web.Recover(h, a.log, a.panics.Inc), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return a.reqCtx }}
 	if cert != "" {
 		// Loaded here, not by ServeTLS in the goroutine: a bad certificate must
@@ -368,7 +377,6 @@ func (a *App) ready() []readiness {
 		Note: fmt.Sprintf("%s; spool %d bytes unsent", redact.URL(a.cfg.Influx.URL), st.Bytes)})
 	return rs
 }
-
 
 // rateLog prints one line every 10 s with what flowed, so an operator watching
 // `make run` sees readings arrive.

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -160,3 +161,56 @@ func ServePage(w http.ResponseWriter, page []byte, csp string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(page)
 }
+
+// Recover turns a panic in a handler into a logged, counted 500 with the usual
+// JSON error body (when nothing was written yet), instead of net/http's
+// dropped connection: the client gets an answer, the operator a stack trace,
+// and a metric says it happened. http.ErrAbortHandler passes through.
+func Recover(next http.Handler, log *slog.Logger, panics func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			if panics != nil {
+				panics()
+			}
+			log.Error("http handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if !rw.wrote {
+				Error(rw, r, fmt.Errorf("handler panicked: %v", v))
+			}
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// trackingWriter notes whether the reply has started; it passes Flush (the
+// event stream) and Unwrap (http.ResponseController) through.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *trackingWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackingWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *trackingWriter) Flush() {
+	w.wrote = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -111,4 +112,44 @@ func TestPageCSP(t *testing.T) {
 		!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") || rec.Body.String() != string(page) {
 		t.Fatalf("ServePage headers %v body %q", rec.Header(), rec.Body.String())
 	}
+}
+
+func TestRecover(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	n := 0
+	h := Recover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			w.WriteHeader(http.StatusAccepted)
+		}
+		var m map[string]int
+		m["x"]++ // nil map: panics
+	}), log, func() { n++ })
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, httptest.NewRequest("GET", "/early", nil))
+	if rr.Code != 500 || !strings.Contains(rr.Body.String(), `"internal error"`) {
+		t.Errorf("panic before the reply: %d %s, want the JSON 500", rr.Code, rr.Body)
+	}
+	rr = httptest.NewRecorder()
+	h.ServeHTTP(rr, httptest.NewRequest("GET", "/late", nil))
+	if rr.Code != http.StatusAccepted || rr.Body.Len() != 0 {
+		t.Errorf("panic after the reply started: %d %q, want the started reply left alone", rr.Code, rr.Body)
+	}
+	if n != 2 || !strings.Contains(logs.String(), "assignment to entry in nil map") || !strings.Contains(logs.String(), "stack=") {
+		t.Errorf("panics counted %d, log %q", n, logs.String())
+	}
+	// The wrapper keeps the event stream's Flusher.
+	Recover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(http.Flusher); !ok {
+			t.Error("Flusher lost")
+		}
+	}), log, nil).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	// An aborted handler still aborts.
+	defer func() {
+		if v := recover(); v != http.ErrAbortHandler {
+			t.Errorf("recovered %v, want http.ErrAbortHandler passed on", v)
+		}
+	}()
+	Recover(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), log, nil).
+		ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 }
