@@ -96,6 +96,7 @@ type EscalationConfig struct {
 	MajorDeadline    time.Duration                       `yaml:"major_deadline"`
 	OtherDeadline    time.Duration                       `yaml:"other_deadline"`  // for minor and below when min_severity allows them
 	LevelDeadlines   map[string]map[string]time.Duration `yaml:"level_deadlines"` // {grid|village|town|county: {severity: duration}}: time to acknowledge while that level is called; unset pairs keep the deadlines above (YAML only)
+	FallbackZone     string                              `yaml:"fallback_zone"`   // zone id called (then its parents) for an alert with no zone or one the zones layer does not know; "" = nobody is called
 }
 
 // zoneLevels are the levels the 叫应 chain walks, innermost first (geo's zone levels).

@@ -32,11 +32,22 @@ func (e *Engine) deadline(level string, s Severity) time.Duration {
 	return e.cfg.Escalation.OtherDeadline
 }
 
+// zonePath is the chain of zones called for an alert in zone, innermost
+// first. An alert with no zone, or one the zones layer does not know (a device
+// outside the county outline, a zone id from an older layer), is called to
+// escalation.fallback_zone and its parents: a fire must reach somebody.
 func (e *Engine) zonePath(zone string) []Zone {
-	if e.dir == nil || zone == "" {
+	if e.dir == nil {
 		return nil
 	}
-	return e.dir.ZonePath(zone)
+	var path []Zone
+	if zone != "" {
+		path = e.dir.ZonePath(zone)
+	}
+	if len(path) == 0 && e.cfg.Escalation.FallbackZone != "" {
+		path = e.dir.ZonePath(e.cfg.Escalation.FallbackZone)
+	}
+	return path
 }
 
 // startEscalation creates a's timer and places its first calls. The row is

@@ -264,3 +264,26 @@ func TestWebhookOutboxIsPruned(t *testing.T) {
 		t.Fatalf("rows after a week = %d, want 0", n)
 	}
 }
+
+// An alert outside every zone (no zone, or one the layer does not know) is
+// called to escalation.fallback_zone and up from there; without one, nobody.
+func TestAlertWithoutZoneCallsTheFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name, zone, fallback string
+		want                 string
+	}{
+		{"no zone", "", "t1", "Town Duty,County Duty"},
+		{"unknown zone", "gone-village", "t1", "Town Duty,County Duty"},
+		{"known zone ignores the fallback", "v1", "t1", "Ranger Li,Town Duty,County Duty"},
+		{"no fallback", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.Escalation.FallbackZone = tc.fallback })
+			h.eval(t, ingest.Reading{DeviceID: "smk-f", Class: ingest.ClassSmoke, Zone: tc.zone, Fields: map[string]any{"event": "alarm"}})
+			stepMinutes(t, h.e, h.clk, 20)
+			if got := strings.Join(h.caller.names(), ","); got != tc.want {
+				t.Errorf("calls = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -98,11 +98,19 @@ func Default() Config {
 		Influx:   tsdb.DefaultConfig(),
 		Registry: registry.DefaultConfig(),
 		Geo:      defaultGeo(),
-		Alerting: alerting.DefaultConfig(),
+		Alerting: defaultAlerting(),
 		Hotspot:  hotspot.DefaultConfig(),
 		Video:    video.DefaultConfig(),
 		Auth:     auth.DefaultConfig(),
 	}
+}
+
+// defaultAlerting calls the demo county's top zone (seeds/zones.geojson) for
+// alerts outside every zone; production configs name their own.
+func defaultAlerting() alerting.Config {
+	a := alerting.DefaultConfig()
+	a.Escalation.FallbackZone = "qs"
+	return a
 }
 
 // defaultGeo loads the demo county shipped in seeds/, so `make run` has forests,
