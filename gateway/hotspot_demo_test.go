@@ -36,8 +36,11 @@ func TestHotspotInboxToClosedReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(inbox, "viirs.csv"), []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.hotspots.Poll(ctx, time.Now()); err != nil {
-		t.Fatal(err)
+	// The first poll notes the file; the next one (an interval later) takes it, unchanged since.
+	for _, now := range []time.Time{time.Now(), time.Now().Add(time.Minute)} {
+		if err := a.hotspots.Poll(ctx, now); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(inbox, "done", "viirs.csv")); err != nil {
 		t.Errorf("imported file not moved to done/: %v", err)

@@ -45,16 +45,29 @@ func newHotspots(ctx context.Context, cfg config.Config, db *sql.DB, layers *geo
 		Cameras:  registryCameras{devices: devices, rangeM: cfg.Geo.CameraRangeM}})
 }
 
-// hotspotEscalator raises an overdue hotspot report as a major alert; its source
-// "hotspot:{id}" keeps repeats on one alert.
+// hotspotEscalator raises an overdue hotspot report as a major alert and clears it
+// when the report is closed or merged away; its source "hotspot:{id}" keeps repeats on
+// one alert.
 type hotspotEscalator struct{ e *alerting.Engine }
+
+// hotspotOverdueType is the alert type of an overdue hotspot report.
+const hotspotOverdueType = "hotspot_overdue"
 
 // Raise implements hotspot.Escalator.
 func (h hotspotEscalator) Raise(ctx context.Context, a hotspot.OverdueAlert) error {
-	_, err := h.e.Raise(ctx, alerting.Raise{Source: a.Source, Type: "hotspot_overdue", Severity: alerting.Severity(a.Severity),
+	_, err := h.e.Raise(ctx, alerting.Raise{Source: a.Source, Type: hotspotOverdueType, Severity: alerting.Severity(a.Severity),
 		Zone: a.Zone, Lat: a.Lat, Lon: a.Lon, Message: a.Message, At: a.Deadline,
 		Details: map[string]any{"report_id": a.ReportID, "class": a.Class, "assignee": a.Assignee}})
 	return err
+}
+
+// Resolve implements hotspot.Escalator: it clears the report's active overdue alert,
+// which stops its 叫应 chain.
+func (h hotspotEscalator) Resolve(ctx context.Context, reportID int64, note string) error {
+	if err := h.e.Resolve(ctx, fmt.Sprintf("hotspot:%d", reportID), hotspotOverdueType, note); err != nil {
+		return fmt.Errorf("clear overdue alert of hotspot report %d: %w", reportID, err)
+	}
+	return nil
 }
 
 // requestUser names the authenticated caller for the hotspot audit trail.

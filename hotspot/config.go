@@ -66,7 +66,7 @@ type Config struct {
 type SourceConfig struct {
 	Name     string        `yaml:"name"`     // stable name; keys the stored ETag/Last-Modified
 	URL      string        `yaml:"url"`      // http(s) URL of a FIRMS CSV
-	Dir      string        `yaml:"dir"`      // folder watched for *.csv / *.txt files
+	Dir      string        `yaml:"dir"`      // folder watched for *.csv / *.txt / *.gz files
 	Interval time.Duration `yaml:"interval"` // 0 = poll_interval
 }
 

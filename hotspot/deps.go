@@ -54,9 +54,14 @@ type OverdueAlert struct {
 	Message  string    `json:"message"`
 }
 
-// Escalator raises overdue alerts; the gateway adapts alerting's alert creation.
+// Escalator raises overdue alerts and clears them again; the gateway adapts alerting's
+// alert creation and Resolve.
 type Escalator interface {
+	// Raise raises the major alert of a report whose deadline passed.
 	Raise(ctx context.Context, a OverdueAlert) error
+	// Resolve clears the overdue alert of report reportID (source "hotspot:{id}") if one
+	// is active, which stops its 叫应 chain; note says why. No active alert is no error.
+	Resolve(ctx context.Context, reportID int64, note string) error
 }
 
 // Camera is a tower camera from the registry.

@@ -2,6 +2,7 @@ package hotspot
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -27,7 +28,7 @@ type Hotspot struct {
 	Lat        float64   `json:"lat"`
 	Lon        float64   `json:"lon"`
 	Acquired   time.Time `json:"acquired"`   // acq_date + acq_time, UTC
-	Satellite  string    `json:"satellite"`  // as given: N, N20, N21, 1, T, A, Terra, Aqua …
+	Satellite  string    `json:"satellite"`  // canonical code (T, A, N, N20, N21) whatever the file's spelling; else as given
 	Instrument string    `json:"instrument"` // VIIRS or MODIS (from the column, else inferred)
 	Scan       float64   `json:"scan_km"`    // pixel size along scan
 	Track      float64   `json:"track_km"`   // pixel size along track
@@ -127,23 +128,24 @@ func mapHeader(h []string) (firmsColumns, error) {
 // rows are counted and listed (up to maxBad) with their line numbers and do not stop
 // the parse; a missing header or required column does (ErrBadFile). fn's error stops
 // the parse and is returned. maxRows > 0 caps the good rows (ErrTooManyRows).
+//
+// FIRMS has no multi-line fields, so every physical line is parsed on its own: a stray
+// quote spoils its own line (one bad row), never the rows after it. A UTF-8 byte order
+// mark before the header is dropped before the header is parsed.
 func ParseFIRMS(r io.Reader, maxBad, maxRows int, fn func(Hotspot) error) (ParseResult, error) {
 	var res ParseResult
-	cr := csv.NewReader(bufio.NewReaderSize(r, 64<<10))
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	cr.TrimLeadingSpace = true
+	lr := newLineRecords(r)
 	var header []string
 	for header == nil {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
+		rec, _, err := lr.next()
+		var pe *csv.ParseError
+		switch {
+		case errors.Is(err, io.EOF):
 			return res, fmt.Errorf("empty file: %w", ErrBadFile)
-		}
-		if err != nil {
+		case errors.As(err, &pe):
 			return res, fmt.Errorf("header: %v: %w", err, ErrBadFile)
-		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue
+		case err != nil:
+			return res, fmt.Errorf("read firms: %w", err)
 		}
 		header = append([]string(nil), rec...)
 	}
@@ -158,21 +160,17 @@ func ParseFIRMS(r io.Reader, maxBad, maxRows int, fn func(Hotspot) error) (Parse
 		}
 	}
 	for {
-		rec, err := cr.Read()
+		rec, line, err := lr.next()
 		if errors.Is(err, io.EOF) {
 			return res, nil
 		}
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				bad(pe.StartLine, pe.Err.Error())
+				bad(line, pe.Err.Error())
 				continue
 			}
 			return res, fmt.Errorf("read firms: %w", err)
-		}
-		line, _ := cr.FieldPos(0)
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue
 		}
 		if len(rec) != len(header) {
 			bad(line, fmt.Sprintf("%d fields, header has %d", len(rec), len(header)))
@@ -192,6 +190,74 @@ func ParseFIRMS(r io.Reader, maxBad, maxRows int, fn func(Hotspot) error) (Parse
 			return res, err
 		}
 	}
+}
+
+// lineRecords splits a stream into physical lines and parses each on its own as one CSV
+// record, so a quote can never carry a field over into the next line. One csv.Reader is
+// reused: it is fed a single line at a time and sees the end of input after it.
+type lineRecords struct {
+	br   *bufio.Reader
+	feed lineFeed
+	cr   *csv.Reader
+	line int
+	long []byte // a line longer than br's buffer
+}
+
+func newLineRecords(r io.Reader) *lineRecords {
+	lr := &lineRecords{br: bufio.NewReaderSize(r, 64<<10)}
+	lr.cr = csv.NewReader(&lr.feed)
+	lr.cr.FieldsPerRecord = -1
+	lr.cr.ReuseRecord = true
+	lr.cr.TrimLeadingSpace = true
+	return lr
+}
+
+// next returns the record of the next non-blank line and its line number (1-based). A
+// malformed line gives a *csv.ParseError (the caller moves on to the next line); io.EOF
+// ends the input; any other error is the reader's.
+func (l *lineRecords) next() ([]string, int, error) {
+	for {
+		line, err := l.br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			l.long = append(l.long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = l.br.ReadSlice('\n')
+				l.long = append(l.long, line...)
+			}
+			line = l.long
+		}
+		if err != nil && (!errors.Is(err, io.EOF) || len(line) == 0) {
+			return nil, l.line, err
+		}
+		l.line++
+		if l.line == 1 {
+			line = bytes.TrimPrefix(line, utf8BOM)
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		l.feed.b = line
+		rec, err := l.cr.Read()
+		l.feed.b = nil
+		if errors.Is(err, io.EOF) { // nothing but a line end the CSV reader skips
+			continue
+		}
+		return rec, l.line, err
+	}
+}
+
+var utf8BOM = []byte("\ufeff")
+
+// lineFeed hands the CSV reader one line, then the end of input; it can be refilled.
+type lineFeed struct{ b []byte }
+
+func (f *lineFeed) Read(p []byte) (int, error) {
+	if len(f.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
 }
 
 func field(rec []string, i int) string {
@@ -226,7 +292,7 @@ func (c firmsColumns) row(rec []string) (Hotspot, error) {
 	if h.Acquired, err = parseAcq(field(rec, c.date), field(rec, c.tim)); err != nil {
 		return h, err
 	}
-	h.Satellite = field(rec, c.sat)
+	h.Satellite = canonicalSatellite(field(rec, c.sat))
 	h.Instrument = strings.ToUpper(field(rec, c.inst))
 	if h.Instrument == "" {
 		h.Instrument = c.instrumentFromHeader
@@ -335,16 +401,43 @@ func parseConfidence(s string) (conf, level string, err error) {
 	return strconv.Itoa(n), level, nil
 }
 
-// instrumentOf infers the instrument from the satellite code when the file does not say.
+// instrumentOf infers the instrument from the satellite when the file does not say.
 func instrumentOf(sat string) string {
-	switch strings.ToUpper(sat) {
-	case "N", "NPP", "SUOMI NPP", "N20", "N21", "1", "2", "J1", "J2", "NOAA-20", "NOAA-21":
+	switch canonicalSatellite(sat) {
+	case "N", "N20", "N21":
 		return "VIIRS"
-	case "T", "A", "TERRA", "AQUA":
+	case "T", "A":
 		return "MODIS"
 	}
 	return ""
 }
+
+// satelliteCodes maps the spellings FIRMS uses for one satellite (NRT files: codes;
+// archive files: names; JPSS numbers) to the NRT code, upper-cased with spaces and
+// dashes removed.
+var satelliteCodes = map[string]string{
+	"T": "T", "TERRA": "T",
+	"A": "A", "AQUA": "A",
+	"N": "N", "NPP": "N", "SNPP": "N", "SUOMINPP": "N",
+	"N20": "N20", "NOAA20": "N20", "J1": "N20", "JPSS1": "N20", "1": "N20",
+	"N21": "N21", "NOAA21": "N21", "J2": "N21", "JPSS2": "N21", "2": "N21",
+}
+
+// canonicalSatellite returns the one code a hotspot is stored and identified under
+// (T, A, N, N20, N21) for any spelling FIRMS uses; an unknown satellite is kept as given
+// (trimmed).
+func canonicalSatellite(sat string) string {
+	sat = strings.TrimSpace(sat)
+	if c, ok := satelliteCodes[sat]; ok { // the usual case: an NRT code
+		return c
+	}
+	if c, ok := satelliteCodes[satelliteSeparators.Replace(strings.ToUpper(sat))]; ok {
+		return c
+	}
+	return sat
+}
+
+var satelliteSeparators = strings.NewReplacer(" ", "", "-", "", "_", "")
 
 // nominalPixelKm is the nadir pixel size used when scan/track are absent.
 func nominalPixelKm(instrument string) float64 {

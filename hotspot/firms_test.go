@@ -72,7 +72,7 @@ func TestParseFIRMSVariants(t *testing.T) {
 		{name: "MODIS archive with type",
 			path: "testdata/modis_archive_type.csv", instrument: "MODIS",
 			first: Hotspot{Lat: 25.2211, Lon: 100.3102, Acquired: time.Date(2024, 4, 2, 3, 15, 0, 0, time.UTC),
-				Satellite: "Terra", Scan: 1.1, Track: 1.0, Bright: 318.4, Bright2: 296.2, FRP: 14.7, Confidence: "72",
+				Satellite: "T", Scan: 1.1, Track: 1.0, Bright: 318.4, Bright2: 296.2, FRP: 14.7, Confidence: "72",
 				ConfLevel: "nominal", Version: "6.1", DayNight: "D", Type: 0, Line: 2},
 			levels: []string{"low", "nominal", "high"}},
 		{name: "VIIRS country file with leading country_id",
@@ -300,4 +300,91 @@ func FuzzParseFIRMS(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FIRMS has no multi-line fields: a stray quote spoils its own line only, never the
+// rows after it.
+func TestParseFIRMSStrayQuoteIsOneBadRow(t *testing.T) {
+	var rows []string
+	for i := 0; i < 5; i++ {
+		rows = append(rows, viirsRow(25.1, 100.1+float64(i)/100, t0, "N", 1))
+	}
+	tests := []struct {
+		name string
+		row  int // 0-based data row to spoil
+		mod  func(string) string
+	}{
+		{"unterminated quoted field in row 2", 1, func(r string) string { return `"` + r }},
+		{"bare quote inside a field in row 2", 1, func(r string) string { return strings.Replace(r, "330.5", `33"0.5`, 1) }},
+		{"quote opened at the end of row 2", 1, func(r string) string { return strings.TrimSuffix(r, "\n") + `,"` + "\n" }},
+		{"unterminated quoted field in the first row", 0, func(r string) string { return `"` + r }},
+		{"unterminated quoted field in the last row", 4, func(r string) string { return `"` + r }},
+		{"quoted field closed on the same line is fine", -1, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := append([]string(nil), rows...)
+			if tc.row >= 0 {
+				rs[tc.row] = tc.mod(rs[tc.row])
+			} else {
+				rs[1] = strings.Replace(rs[1], "330.5", `"330.5"`, 1)
+			}
+			hs, res, err := parseAll(t, []byte(viirsHeader+strings.Join(rs, "")), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantGood, wantBad := 4, 1
+			if tc.row < 0 {
+				wantGood, wantBad = 5, 0
+			}
+			if res.Rows != wantGood || len(hs) != wantGood || res.BadCount != wantBad {
+				t.Fatalf("good %d, bad %d %+v; want %d good, %d bad", res.Rows, res.BadCount, res.Bad, wantGood, wantBad)
+			}
+			if wantBad == 1 && res.Bad[0].Line != tc.row+2 {
+				t.Errorf("bad row at line %d, want %d", res.Bad[0].Line, tc.row+2)
+			}
+			var want []int
+			for i := range rs {
+				if i != tc.row {
+					want = append(want, i+2)
+				}
+			}
+			for i, h := range hs {
+				if h.Line != want[i] {
+					t.Errorf("good row %d at line %d, want %d", i, h.Line, want[i])
+				}
+			}
+		})
+	}
+}
+
+// A byte order mark before the header is dropped before the CSV is read, so a quoted
+// first column name is still recognised.
+func TestParseFIRMSHeaderBOM(t *testing.T) {
+	row := "25.1,100.1,2026-01-01,0101,N\n"
+	for _, header := range []string{
+		"\ufefflatitude,longitude,acq_date,acq_time,satellite\n",
+		"\ufeff\"latitude\",longitude,acq_date,acq_time,satellite\n",
+		"\ufeff\"latitude\",\"longitude\",\"acq_date\",\"acq_time\",\"satellite\"\r\n",
+	} {
+		hs, res, err := parseAll(t, []byte(header+row), 10)
+		if err != nil || res.Rows != 1 || res.BadCount != 0 || hs[0].Lat != 25.1 || hs[0].Line != 2 {
+			t.Errorf("header %q: %+v %+v %v", header, hs, res, err)
+		}
+	}
+}
+
+// Satellites are stored under one code whatever spelling the file uses.
+func TestCanonicalSatellite(t *testing.T) {
+	for in, want := range map[string]string{
+		"T": "T", "t": "T", "Terra": "T", "TERRA": "T", "A": "A", "Aqua": "A", " aqua ": "A",
+		"N": "N", "NPP": "N", "Suomi NPP": "N", "Suomi-NPP": "N", "SNPP": "N",
+		"N20": "N20", "NOAA-20": "N20", "NOAA 20": "N20", "J1": "N20", "1": "N20",
+		"N21": "N21", "NOAA-21": "N21", "J2": "N21", "2": "N21",
+		"GOES-16": "GOES-16", "": "",
+	} {
+		if got := canonicalSatellite(in); got != want {
+			t.Errorf("canonicalSatellite(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -65,8 +65,11 @@ func TestDemoFlow(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(drop, "VIIRS_NRT_2026-03-14.csv"), []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.Poll(context.Background(), e.clk.Now()); err != nil {
-		t.Fatal(err)
+	// The first poll notes the file; the next one takes it, unchanged since.
+	for _, now := range []time.Time{e.clk.Now(), e.clk.Advance(e.cfg.PollInterval)} {
+		if err := e.svc.Poll(context.Background(), now); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(drop, "done", "VIIRS_NRT_2026-03-14.csv")); err != nil {
 		t.Fatal(err)

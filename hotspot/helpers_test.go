@@ -98,11 +98,34 @@ func testLocator() *fakeLocator {
 	}
 }
 
-// recEscalator records raised alerts; failN makes the next n calls fail.
+// recEscalator records raised and resolved alerts; failN makes the next n Raise
+// calls fail, failResolveN the next n Resolve calls.
 type recEscalator struct {
-	mu     sync.Mutex
-	alerts []OverdueAlert
-	failN  int
+	mu           sync.Mutex
+	alerts       []OverdueAlert
+	resolves     []int64
+	failN        int
+	failResolveN int
+}
+
+func (e *recEscalator) Resolve(_ context.Context, reportID int64, note string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if note == "" {
+		panic("resolve without a note")
+	}
+	if e.failResolveN > 0 {
+		e.failResolveN--
+		return errors.New("alerting down")
+	}
+	e.resolves = append(e.resolves, reportID)
+	return nil
+}
+
+func (e *recEscalator) resolved() []int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]int64(nil), e.resolves...)
 }
 
 func (e *recEscalator) Raise(_ context.Context, a OverdueAlert) error {

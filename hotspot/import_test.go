@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -325,5 +326,162 @@ func TestImportCancelled(t *testing.T) {
 	}
 	if rs := listAll(t, e, ListFilter{}); len(rs) != 0 {
 		t.Fatalf("cancelled import stored %d reports", len(rs))
+	}
+}
+
+const modisHeader = "latitude,longitude,brightness,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_t31,frp,daynight,type\n"
+
+// modisRow formats one MODIS row; typ "" leaves the archive type empty.
+func modisRow(lat, lon float64, at time.Time, sat, typ string) string {
+	return fmt.Sprintf("%.5f,%.5f,320.1,1.0,1.0,%s,%s,%s,MODIS,80,6.1,296.0,10.0,D,%s\n",
+		lat, lon, at.Format("2006-01-02"), at.Format("1504"), sat, typ)
+}
+
+// NRT files name satellites by code (T, A, N, N20, N21), archive files by name (Terra,
+// Aqua, Suomi NPP, NOAA-20 …): the same detection from both is one hotspot.
+func TestImportSatelliteAliasesAreOneHotspot(t *testing.T) {
+	at := time.Date(2026, 3, 14, 1, 30, 0, 0, time.UTC)
+	modis := func(sat string) string { return modisHeader + modisRow(25.05, 100.45, at, sat, "0") }
+	viirs := func(sat string) string { return viirsHeader + viirsRow(25.05, 100.45, at, sat, 1) }
+	tests := []struct {
+		first, second, stored string
+		file                  func(string) string
+	}{
+		{"T", "Terra", "T", modis},
+		{"Aqua", "A", "A", modis},
+		{"N", "Suomi NPP", "N", viirs},
+		{"NPP", "N", "N", viirs},
+		{"N20", "NOAA-20", "N20", viirs},
+		{"J1", "N20", "N20", viirs},
+		{"N21", "NOAA-21", "N21", viirs},
+		{"J2", "N21", "N21", viirs},
+	}
+	for _, tc := range tests {
+		t.Run(tc.first+"/"+tc.second, func(t *testing.T) {
+			e := newEnv(t, nil)
+			if res := e.importString(t, tc.file(tc.first)); res.New != 1 {
+				t.Fatalf("first: %+v", res)
+			}
+			if res := e.importString(t, tc.file(tc.second)); res.New != 0 || res.Duplicate != 1 || res.ReportsUpdated != 0 {
+				t.Fatalf("second spelling imported again: %+v", res)
+			}
+			hs, err := e.svc.Hotspots(context.Background(), reportAt(t, e, 25.05, 100.45).ID)
+			if err != nil || len(hs) != 1 || hs[0].Satellite != tc.stored {
+				t.Fatalf("stored %+v %v, want one hotspot from %s", hs, err, tc.stored)
+			}
+		})
+	}
+}
+
+// satelliteMigration is the step of migrations() that normalises stored satellites.
+const satelliteMigration = 11
+
+// Rows stored before satellites were normalised are rewritten by a migration; a row
+// whose normalised twin already exists is left alone rather than failing the start.
+func TestMigrationNormalisesStoredSatellites(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	at := time.Date(2026, 3, 14, 1, 30, 0, 0, time.UTC)
+	e.importString(t, modisHeader+modisRow(25.05, 100.45, at, "T", "0")+modisRow(25.3, 100.3, at, "A", "0"))
+	e.importString(t, viirsHeader+viirsRow(25.1, 100.4, at, "N20", 1))
+	// As an older gateway stored archive rows: names instead of codes, and one detection twice.
+	db := e.deps.DB
+	for _, q := range []string{
+		`UPDATE hotspot_hotspots SET satellite='Terra' WHERE satellite='T'`,
+		`UPDATE hotspot_hotspots SET satellite='NOAA-20' WHERE satellite='N20'`,
+		`INSERT INTO hotspot_hotspots(report_id, instrument, satellite, acquired, lat_e4, lon_e4, lat, lon, scan, track,
+			bright, bright2, frp, confidence, conf_level, version, daynight, type, country, class, forest, zone_id, mask,
+			source, imported_at)
+			SELECT report_id, instrument, 'Aqua', acquired, lat_e4, lon_e4, lat, lon, scan, track, bright, bright2, frp,
+			confidence, conf_level, version, daynight, type, country, class, forest, zone_id, mask, source, imported_at
+			FROM hotspot_hotspots WHERE satellite='A'`,
+		`DELETE FROM schema_migrations WHERE component='hotspot' AND step>=` + fmt.Sprint(satelliteMigration),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := e.deps
+	d.Registerer = nil
+	svc, err := New(ctx, e.cfg, d)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT satellite FROM hotspot_hotspots ORDER BY satellite`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sats []string
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		sats = append(sats, s)
+	}
+	rows.Close()
+	if got := strings.Join(sats, " "); got != "A Aqua N20 T" {
+		t.Fatalf("stored satellites %q, want \"A Aqua N20 T\"", got)
+	}
+	// The archive spellings of the stored detections are known now.
+	res, err := svc.Import(ctx, "archive", strings.NewReader(modisHeader+modisRow(25.05, 100.45, at, "Terra", "0")+
+		modisRow(25.3, 100.3, at, "Aqua", "0")), nil)
+	if err != nil || res.New != 0 || res.Duplicate != 2 {
+		t.Fatalf("archive re-import: %+v %v", res, err)
+	}
+	res, err = svc.Import(ctx, "archive", strings.NewReader(viirsHeader+viirsRow(25.1, 100.4, at, "NOAA-20", 1)), nil)
+	if err != nil || res.New != 0 || res.Duplicate != 1 {
+		t.Fatalf("archive re-import: %+v %v", res, err)
+	}
+}
+
+// Raising a report's class brings its deadline forward, but never into the past: a
+// report nobody was sent to (no deadline) gets the new class's full deadline from now,
+// one already being worked on at least half of it.
+func TestUpgradeDeadlineNeverInThePast(t *testing.T) {
+	at := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	elsewhere := viirsHeader + viirsRow(25.22, 100.262, at, "N", 1)             // T2, 1.2 km east of F1
+	heatSource := modisHeader + modisRow(25.22, 100.262, at, "T", "2")          // FIRMS static land source
+	forest := viirsHeader + viirsRow(25.22, 100.249, at.Add(time.Hour), "N", 1) // in F1, 1.3 km west
+	tests := []struct {
+		name    string
+		first   string
+		after   time.Duration
+		want    func(created, now time.Time) time.Time
+		wantWas Class
+	}{
+		{"elsewhere, 30 min in: forest deadline from creation", elsewhere, 30 * time.Minute,
+			func(c, _ time.Time) time.Time { return c.Add(time.Hour) }, ClassElsewhere},
+		{"elsewhere, 50 min in: half the forest deadline left", elsewhere, 50 * time.Minute,
+			func(_, n time.Time) time.Time { return n.Add(30 * time.Minute) }, ClassElsewhere},
+		{"elsewhere, 3 h in: half the forest deadline left", elsewhere, 3 * time.Hour,
+			func(_, n time.Time) time.Time { return n.Add(30 * time.Minute) }, ClassElsewhere},
+		{"elsewhere, 3 h 45 min in: the old deadline is sooner", elsewhere, 3*time.Hour + 45*time.Minute,
+			func(c, _ time.Time) time.Time { return c.Add(4 * time.Hour) }, ClassElsewhere},
+		{"heat source without deadline, 10 h in: the full forest deadline", heatSource, 10 * time.Hour,
+			func(_, n time.Time) time.Time { return n.Add(time.Hour) }, ClassHeatSource},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			ctx := context.Background()
+			e.importString(t, tc.first)
+			r := reportAt(t, e, 25.22, 100.262)
+			if r.Class != tc.wantWas {
+				t.Fatalf("start class %s, want %s", r.Class, tc.wantWas)
+			}
+			now := e.clk.Advance(tc.after)
+			if res := e.importString(t, forest); res.ReportsUpdated != 1 || res.ReportsCreated != 0 {
+				t.Fatalf("upgrade: %+v", res)
+			}
+			r2, err := e.svc.Report(ctx, r.ID)
+			if err != nil || r2.Class != ClassForest || r2.Deadline == nil {
+				t.Fatalf("after upgrade %+v %v", r2, err)
+			}
+			if want := tc.want(r.CreatedAt, now); !r2.Deadline.Equal(want) {
+				t.Errorf("deadline %v (%v from now), want %v", r2.Deadline, r2.Deadline.Sub(now), want)
+			}
+			if err := e.svc.RunDue(ctx, now); err != nil || len(e.esc.raised()) != 0 || r2.Overdue {
+				t.Errorf("escalated at once by the upgrade: %v %+v", err, e.esc.raised())
+			}
+		})
 	}
 }

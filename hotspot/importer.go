@@ -277,6 +277,7 @@ func (s *Service) store(ctx context.Context, res *ImportResult, batch []incoming
 	}
 	defer ins.close()
 	var touched []int64
+	var resolve []mergedAlerts
 	for _, root := range order {
 		g := groups[root]
 		if len(g.fresh) == 0 {
@@ -297,8 +298,12 @@ func (s *Service) store(ctx context.Context, res *ImportResult, batch []incoming
 		} else {
 			slices.Sort(g.reports)
 			id = g.reports[0]
-			if err := s.absorb(ctx, tx, id, g.reports[1:], best.class, len(g.fresh), now); err != nil {
+			ids, err := s.absorb(ctx, tx, id, g.reports[1:], best.class, len(g.fresh), now)
+			if err != nil {
 				return err
+			}
+			if len(ids) > 0 {
+				resolve = append(resolve, mergedAlerts{ids: ids, into: id})
 			}
 			res.ReportsUpdated++
 			res.ReportsMerged += len(g.reports) - 1
@@ -326,12 +331,21 @@ func (s *Service) store(ctx context.Context, res *ImportResult, batch []incoming
 		return fmt.Errorf("commit: %w", err)
 	}
 	res.Reports = touched
+	for _, m := range resolve {
+		s.resolveOverdue(ctx, m.ids, fmt.Sprintf("hotspot report merged into report %d, which carries the escalation", m.into))
+	}
 	for _, id := range touched {
 		if r, err := getReport(ctx, s.db, id); err == nil {
 			s.publish(r)
 		}
 	}
 	return nil
+}
+
+// mergedAlerts are the overdue alerts a merge into report into made redundant.
+type mergedAlerts struct {
+	ids  []int64
+	into int64
 }
 
 func loadIdentities(ctx context.Context, tx *sql.Tx, from, to int64) (map[identity]struct{}, error) {
@@ -347,6 +361,7 @@ func loadIdentities(ctx context.Context, tx *sql.Tx, from, to int64) (map[identi
 		if err := rows.Scan(&k.acq, &k.inst, &k.sat, &k.latE4, &k.lonE4); err != nil {
 			return nil, fmt.Errorf("load identities: %w", err)
 		}
+		k.sat = canonicalSatellite(k.sat) // a row the satellite migration left in its old spelling
 		out[k] = struct{}{}
 	}
 	return out, rows.Err()
@@ -411,54 +426,128 @@ func (s *Service) createReport(ctx context.Context, tx *sql.Tx, best incoming, n
 // the new hotspots connect it to into it: their hotspots move to the survivor (the
 // oldest report), they become "merged" pointing at it, and the survivor keeps the
 // earliest deadline and escalation among them, so a merge never delays or repeats an
-// escalation. A more urgent class raises the survivor's class and may bring its deadline forward.
-func (s *Service) absorb(ctx context.Context, tx *sql.Tx, survivor int64, others []int64, class Class, added int, now time.Time) error {
+// escalation. The escalation carried on is the earliest one's: the other merged
+// reports' overdue alerts are returned, to be cleared once the merge commits.
+//
+// Field work is kept too: the survivor takes the most advanced open status among the
+// merged reports (verifying > assigned > new) with that report's verifier and
+// verifying_at, and its unit and assignee when the survivor has no assignee.
+//
+// A more urgent class raises the survivor's class and may bring its deadline forward
+// (upgradedDeadline).
+func (s *Service) absorb(ctx context.Context, tx *sql.Tx, survivor int64, others []int64, class Class, added int, now time.Time) ([]int64, error) {
 	sr, err := getReport(ctx, tx, survivor)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	deadline, escalated, confirmed := unixOrZero(ptrTime(sr.Deadline)), unixOrZero(ptrTime(sr.EscalatedAt)), sr.ConfirmedByCamera
 	newClass := sr.Class
 	if class.rank() < newClass.rank() {
 		newClass = class
 		if d := s.cfg.deadlineFor(class); d > 0 {
-			deadline = minNonZero(deadline, sr.CreatedAt.Add(d).Unix())
+			deadline = upgradedDeadline(deadline, sr.CreatedAt, now, d)
+		}
+	}
+	status, verifier, verifyingAt := sr.Status, sr.Verifier, unixOrZero(ptrTime(sr.VerifyingAt))
+	unit, assignee, phone := sr.Unit, sr.Assignee, sr.AssigneePhone
+	// An escalated report's family (itself and the reports merged into it before) may
+	// hold a live overdue alert; the earliest escalation carries on (the survivor's on a tie).
+	carrier, carrierAt := survivor, escalated
+	families := map[int64][]int64{}
+	if escalated != 0 {
+		if families[survivor], err = escalatedFamily(ctx, tx, survivor); err != nil {
+			return nil, err
 		}
 	}
 	for _, o := range others {
 		or, err := getReport(ctx, tx, o)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if or.Class.rank() < newClass.rank() {
 			newClass = or.Class
 		}
 		deadline = minNonZero(deadline, unixOrZero(ptrTime(or.Deadline)))
+		if at := unixOrZero(ptrTime(or.EscalatedAt)); at != 0 {
+			if families[o], err = escalatedFamily(ctx, tx, o); err != nil {
+				return nil, err
+			}
+			if carrierAt == 0 || at < carrierAt {
+				carrier, carrierAt = o, at
+			}
+		}
 		escalated = minNonZero(escalated, unixOrZero(ptrTime(or.EscalatedAt)))
 		confirmed = confirmed || or.ConfirmedByCamera
+		before := status
+		if statusRank(or.Status) > statusRank(status) {
+			status = or.Status
+			if or.Status == StatusVerifying {
+				verifier, verifyingAt = or.Verifier, unixOrZero(ptrTime(or.VerifyingAt))
+			}
+		}
+		if assignee == "" && or.Assignee != "" {
+			unit, assignee, phone = or.Unit, or.Assignee, or.AssigneePhone
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_hotspots SET report_id=? WHERE report_id=?`, survivor, o); err != nil {
-			return fmt.Errorf("merge report %d: %w", o, err)
+			return nil, fmt.Errorf("merge report %d: %w", o, err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='merged', merged_into=?, updated_at=? WHERE id=?`,
 			survivor, now.Unix(), o); err != nil {
-			return fmt.Errorf("merge report %d: %w", o, err)
+			return nil, fmt.Errorf("merge report %d: %w", o, err)
 		}
 		if err := addHistory(ctx, tx, o, now, "system", "merged", or.Status, StatusMerged, map[string]any{"into": survivor}); err != nil {
-			return err
+			return nil, err
 		}
-		if err := addHistory(ctx, tx, survivor, now, "system", "absorbed", sr.Status, sr.Status, map[string]any{"from": o, "from_status": or.Status}); err != nil {
-			return err
+		if err := addHistory(ctx, tx, survivor, now, "system", "absorbed", before, status, map[string]any{"from": o, "from_status": or.Status}); err != nil {
+			return nil, err
 		}
 	}
+	var resolve []int64
+	for p, fam := range families {
+		if p != carrier {
+			resolve = append(resolve, fam...)
+		}
+	}
+	slices.Sort(resolve)
 	overdue := 0
 	if escalated != 0 || sr.Overdue {
 		overdue = 1
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET class=?, deadline=?, escalated_at=?, overdue=?,
-		confirmed_by_camera=?, updated_at=? WHERE id=?`, string(newClass), deadline, escalated, overdue, confirmed, now.Unix(), survivor); err != nil {
-		return fmt.Errorf("update report %d: %w", survivor, err)
+		confirmed_by_camera=?, status=?, verifier=?, verifying_at=?, unit=?, assignee=?, assignee_phone=?, updated_at=? WHERE id=?`,
+		string(newClass), deadline, escalated, overdue, confirmed, string(status), verifier, verifyingAt, unit, assignee, phone,
+		now.Unix(), survivor); err != nil {
+		return nil, fmt.Errorf("update report %d: %w", survivor, err)
 	}
-	return addHistory(ctx, tx, survivor, now, "system", "hotspots_added", sr.Status, sr.Status, map[string]any{"added": added, "class": newClass})
+	return resolve, addHistory(ctx, tx, survivor, now, "system", "hotspots_added", status, status, map[string]any{"added": added, "class": newClass})
+}
+
+// statusRank orders open statuses by how far the work on the ground has got.
+func statusRank(st Status) int {
+	switch st {
+	case StatusVerifying:
+		return 2
+	case StatusAssigned:
+		return 1
+	}
+	return 0
+}
+
+// upgradedDeadline is the deadline of a report whose class was raised to one with
+// deadline d: the new class's deadline counted from the report's creation, as if it had
+// had that class from the start, but never so early that the crew cannot act on the
+// news: at least d from now when no deadline was running (nobody had been sent, e.g. a
+// known heat source), at least d/2 from now when one was. It is never later than the old
+// deadline (unix seconds, 0 = none), so an upgrade never delays a report.
+func upgradedDeadline(old int64, created, now time.Time, d time.Duration) int64 {
+	if old == 0 {
+		return now.Add(d).Unix()
+	}
+	due := created.Add(d)
+	if floor := now.Add(d / 2); due.Before(floor) {
+		due = floor
+	}
+	return min(old, due.Unix())
 }
 
 func ptrTime(t *time.Time) time.Time {

@@ -58,8 +58,12 @@ func (c CloseRequest) Validate(now time.Time) error {
 }
 
 // transition runs fn on report id inside a transaction after checking its status is one
-// of from, records history and publishes the result.
-func (s *Service) transition(ctx context.Context, id int64, from []Status, fn func(tx *sql.Tx, r Report, now time.Time) error) (Report, error) {
+// of from, records history and publishes the result. With forward set (the action's
+// name), a merged id stands for the report it was merged into (followed to the end of
+// the chain): fn runs on that report, the merged one's history notes the forwarding, and
+// the result is that report. Without, a merged id is refused naming the report it went to.
+func (s *Service) transition(ctx context.Context, id int64, actor string, from []Status, forward string,
+	fn func(tx *sql.Tx, r Report, now time.Time) error) (Report, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Report{}, fmt.Errorf("hotspot: begin: %w", err)
@@ -69,18 +73,35 @@ func (s *Service) transition(ctx context.Context, id int64, from []Status, fn fu
 	if err != nil {
 		return r, err
 	}
+	if forward != "" && r.Status == StatusMerged {
+		if r, err = mergedTarget(ctx, tx, r); err != nil {
+			return r, err
+		}
+	}
 	ok := false
 	for _, f := range from {
 		ok = ok || r.Status == f
 	}
-	if !ok {
+	switch {
+	case ok:
+	case r.ID != id:
+		return r, fmt.Errorf("report %d was merged into %d, which is %s: %w", id, r.ID, r.Status, ErrWrongStatus)
+	case r.Status == StatusMerged:
+		return r, fmt.Errorf("report %d is merged into %d: %w", id, r.MergedInto, ErrWrongStatus)
+	default:
 		return r, fmt.Errorf("report %d is %s: %w", id, r.Status, ErrWrongStatus)
 	}
 	now := s.clk.Now()
 	if err := fn(tx, r, now); err != nil {
 		return r, err
 	}
-	r, err = getReport(ctx, tx, id)
+	if r.ID != id {
+		if err := addHistory(ctx, tx, id, now, actor, "forwarded", StatusMerged, StatusMerged,
+			map[string]any{"to": r.ID, "action": forward}); err != nil {
+			return r, err
+		}
+	}
+	r, err = getReport(ctx, tx, r.ID)
 	if err != nil {
 		return r, err
 	}
@@ -97,47 +118,147 @@ func (s *Service) Assign(ctx context.Context, id int64, actor string, req Assign
 	if strings.TrimSpace(req.Assignee) == "" {
 		return Report{}, fmt.Errorf("assignee: required: %w", ErrBadRequest)
 	}
-	return s.transition(ctx, id, []Status{StatusNew, StatusAssigned, StatusVerifying}, func(tx *sql.Tx, r Report, now time.Time) error {
+	return s.transition(ctx, id, actor, []Status{StatusNew, StatusAssigned, StatusVerifying}, "", func(tx *sql.Tx, r Report, now time.Time) error {
 		unit := req.Unit
 		if unit == "" {
 			unit = r.Unit
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='assigned', unit=?, assignee=?, assignee_phone=?,
-			updated_at=? WHERE id=?`, unit, req.Assignee, req.Phone, now.Unix(), id); err != nil {
+			updated_at=? WHERE id=?`, unit, req.Assignee, req.Phone, now.Unix(), r.ID); err != nil {
 			return fmt.Errorf("hotspot: assign: %w", err)
 		}
-		return addHistory(ctx, tx, id, now, actor, "assigned", r.Status, StatusAssigned,
+		return addHistory(ctx, tx, r.ID, now, actor, "assigned", r.Status, StatusAssigned,
 			map[string]any{"unit": unit, "assignee": req.Assignee, "phone": req.Phone})
 	})
 }
 
-// StartVerifying records that the check on the ground has started.
+// StartVerifying records that the check on the ground has started. On a merged report's
+// id it acts on the report it was merged into.
 func (s *Service) StartVerifying(ctx context.Context, id int64, actor string, req VerifyRequest) (Report, error) {
-	return s.transition(ctx, id, []Status{StatusNew, StatusAssigned}, func(tx *sql.Tx, r Report, now time.Time) error {
+	return s.transition(ctx, id, actor, []Status{StatusNew, StatusAssigned}, "verifying", func(tx *sql.Tx, r Report, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='verifying', verifying_at=?, verifier=?, updated_at=?
-			WHERE id=?`, now.Unix(), req.Verifier, now.Unix(), id); err != nil {
+			WHERE id=?`, now.Unix(), req.Verifier, now.Unix(), r.ID); err != nil {
 			return fmt.Errorf("hotspot: verify: %w", err)
 		}
-		return addHistory(ctx, tx, id, now, actor, "verifying", r.Status, StatusVerifying, map[string]any{"verifier": req.Verifier})
+		return addHistory(ctx, tx, r.ID, now, actor, "verifying", r.Status, StatusVerifying, map[string]any{"verifier": req.Verifier})
 	})
 }
 
 // Close records the verification result. A report closed after its deadline stays
-// counted as overdue.
+// counted as overdue. On a merged report's id it closes the report it was merged into.
+// Once committed, the overdue alerts of the report and of the reports merged into it
+// are cleared (Escalator.Resolve), so their 叫应 chains stop; a failed clear is retried
+// by RunDue.
 func (s *Service) Close(ctx context.Context, id int64, actor string, req CloseRequest) (Report, error) {
 	if err := req.Validate(s.clk.Now()); err != nil {
 		return Report{}, err
 	}
-	return s.transition(ctx, id, []Status{StatusNew, StatusAssigned, StatusVerifying}, func(tx *sql.Tx, r Report, now time.Time) error {
+	var escalated []int64
+	r, err := s.transition(ctx, id, actor, []Status{StatusNew, StatusAssigned, StatusVerifying}, "closed", func(tx *sql.Tx, r Report, now time.Time) error {
 		overdue := r.Overdue || (r.Deadline != nil && now.After(*r.Deadline))
 		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='closed', closed_at=?, outcome=?, verifier=?,
 			verified_at=?, note=?, corrected_lat=?, corrected_lon=?, overdue=?, updated_at=? WHERE id=?`,
 			now.Unix(), req.Outcome, req.Verifier, req.VerifiedAt.Unix(), req.Note, req.CorrectedLat, req.CorrectedLon,
-			overdue, now.Unix(), id); err != nil {
+			overdue, now.Unix(), r.ID); err != nil {
 			return fmt.Errorf("hotspot: close: %w", err)
 		}
-		return addHistory(ctx, tx, id, now, actor, "closed", r.Status, StatusClosed, req)
+		var err error
+		if escalated, err = escalatedFamily(ctx, tx, r.ID); err != nil {
+			return err
+		}
+		return addHistory(ctx, tx, r.ID, now, actor, "closed", r.Status, StatusClosed, req)
 	})
+	if err != nil {
+		return r, err
+	}
+	s.resolveOverdue(ctx, escalated, fmt.Sprintf("hotspot report %d closed: %s", r.ID, req.Outcome))
+	return r, nil
+}
+
+// mergedTarget follows a merged report's merged_into chain to the report that holds its
+// hotspots now. Survivors are always older (lower id), so the chain ends; the bound only
+// guards against a damaged table.
+func mergedTarget(ctx context.Context, q querier, r Report) (Report, error) {
+	for hops := 0; r.Status == StatusMerged; hops++ {
+		if r.MergedInto == 0 || hops == 100 {
+			return r, fmt.Errorf("hotspot: report %d: broken merge chain", r.ID)
+		}
+		next, err := getReport(ctx, q, r.MergedInto)
+		if err != nil {
+			return r, err
+		}
+		r = next
+	}
+	return r, nil
+}
+
+// escalatedFamily returns the escalated reports among id and the reports merged into it
+// (directly or through others): those whose overdue alert may still be active.
+func escalatedFamily(ctx context.Context, q querier, id int64) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, `WITH RECURSIVE family(id) AS (
+			SELECT ? UNION SELECT r.id FROM hotspot_reports r JOIN family f ON r.merged_into = f.id WHERE r.status = 'merged')
+		SELECT r.id FROM hotspot_reports r JOIN family f ON r.id = f.id WHERE r.escalated_at <> 0 ORDER BY r.id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("hotspot: escalated reports of %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var e int64
+		if err := rows.Scan(&e); err != nil {
+			return nil, fmt.Errorf("hotspot: escalated reports of %d: %w", id, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// resolveOverdue clears the overdue alerts of reports after a committed close or merge.
+// The change stands either way: a failed clear is kept and retried by RunDue.
+func (s *Service) resolveOverdue(ctx context.Context, ids []int64, note string) {
+	if s.esc == nil || len(ids) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, id := range ids {
+		if err := s.esc.Resolve(ctx, id, note); err != nil {
+			s.resolveMu.Lock()
+			if s.unresolved == nil {
+				s.unresolved = map[int64]string{}
+			}
+			s.unresolved[id] = note
+			s.resolveMu.Unlock()
+		}
+	}
+}
+
+// retryResolve retries the alert clears that failed, dropping those whose report is
+// open again (reopened: a new alert of it must not be cleared).
+func (s *Service) retryResolve(ctx context.Context) error {
+	s.resolveMu.Lock()
+	pending := s.unresolved
+	s.unresolved = nil
+	s.resolveMu.Unlock()
+	var errList []error
+	for id, note := range pending {
+		r, err := getReport(ctx, s.db, id)
+		if err == nil && r.Status.open() {
+			continue
+		}
+		if err == nil {
+			err = s.esc.Resolve(ctx, id, note)
+		}
+		if err != nil {
+			s.resolveMu.Lock()
+			if s.unresolved == nil {
+				s.unresolved = map[int64]string{}
+			}
+			s.unresolved[id] = note
+			s.resolveMu.Unlock()
+			errList = append(errList, fmt.Errorf("hotspot: clear overdue alert of report %d: %w", id, err))
+		}
+	}
+	return errors.Join(errList...)
 }
 
 // Reopen puts a closed report back in the queue with a fresh deadline; the previous
@@ -146,7 +267,7 @@ func (s *Service) Reopen(ctx context.Context, id int64, actor string, req Reopen
 	if strings.TrimSpace(req.Reason) == "" {
 		return Report{}, fmt.Errorf("reason: required: %w", ErrBadRequest)
 	}
-	return s.transition(ctx, id, []Status{StatusClosed}, func(tx *sql.Tx, r Report, now time.Time) error {
+	return s.transition(ctx, id, actor, []Status{StatusClosed}, "", func(tx *sql.Tx, r Report, now time.Time) error {
 		to := StatusNew
 		if r.Assignee != "" {
 			to = StatusAssigned
@@ -157,17 +278,24 @@ func (s *Service) Reopen(ctx context.Context, id int64, actor string, req Reopen
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status=?, closed_at=0, outcome='', verified_at=0, note='',
 			corrected_lat=NULL, corrected_lon=NULL, verifying_at=0, deadline=?, escalated_at=0, overdue=0, updated_at=?
-			WHERE id=?`, string(to), deadline, now.Unix(), id); err != nil {
+			WHERE id=?`, string(to), deadline, now.Unix(), r.ID); err != nil {
 			return fmt.Errorf("hotspot: reopen: %w", err)
 		}
-		return addHistory(ctx, tx, id, now, actor, "reopened", r.Status, to, map[string]any{"reason": req.Reason,
+		return addHistory(ctx, tx, r.ID, now, actor, "reopened", r.Status, to, map[string]any{"reason": req.Reason,
 			"previous": map[string]any{"outcome": r.Outcome, "verifier": r.Verifier, "verified_at": r.VerifiedAt, "note": r.Note}})
 	})
 }
 
 // RunDue escalates, once each, the open reports whose deadline passed by now. A failed
-// Raise leaves the report for the next step. Call it from a loop on Clock.Now().
+// Raise leaves the report for the next step. It also retries the alert clears of closes
+// and merges that failed. Call it from a loop on Clock.Now().
 func (s *Service) RunDue(ctx context.Context, now time.Time) error {
+	var errList []error
+	if s.esc != nil {
+		if err := s.retryResolve(ctx); err != nil {
+			errList = append(errList, err)
+		}
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+reportCols+` FROM hotspot_reports
 		WHERE status IN ('new','assigned','verifying') AND deadline>0 AND deadline<=? AND escalated_at=0 ORDER BY deadline`, now.Unix())
 	if err != nil {
@@ -186,7 +314,6 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("hotspot: due reports: %w", err)
 	}
-	var errList []error
 	for _, r := range due {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -215,6 +342,11 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) error {
 				}
 				errList = append(errList, fmt.Errorf("hotspot: escalate report %d: %w", r.ID, err))
 				continue
+			}
+			// A close that committed between the claim and the raise found no alert to
+			// clear: clear it now.
+			if cur, err := getReport(ctx, s.db, r.ID); err == nil && cur.Status == StatusClosed {
+				s.resolveOverdue(ctx, []int64{r.ID}, fmt.Sprintf("hotspot report %d closed", r.ID))
 			}
 		}
 		s.m.escalations.Inc()

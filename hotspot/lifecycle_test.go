@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,5 +239,188 @@ func TestLifecycleTransitionsAndReopenAudited(t *testing.T) {
 	}
 	if _, err := e.svc.Close(ctx, 9999, "x", goodClose(t0)); !errors.Is(err, ErrReportNotFound) || !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("unknown report: %v", err)
+	}
+}
+
+// Closing an overdue report clears its hotspot_overdue alert, so the 叫应 chain stops;
+// a report that never escalated has nothing to clear. A failed clear is retried by the
+// next deadline step.
+func TestCloseResolvesOverdueAlert(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	r := forestReport(t, e)
+	if err := e.svc.RunDue(ctx, e.clk.Advance(61*time.Minute)); err != nil || len(e.esc.raised()) != 1 {
+		t.Fatalf("escalation: %v %d", err, len(e.esc.raised()))
+	}
+	if got := e.esc.resolved(); len(got) != 0 {
+		t.Fatalf("resolved %v before the close", got)
+	}
+	if _, err := e.svc.Close(ctx, r.ID, "li", goodClose(e.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.esc.resolved(); len(got) != 1 || got[0] != r.ID {
+		t.Fatalf("resolved %v after the close, want [%d]", got, r.ID)
+	}
+	if err := e.svc.RunDue(ctx, e.clk.Advance(24*time.Hour)); err != nil || len(e.esc.raised()) != 1 {
+		t.Fatalf("after close: %v, %d alerts", err, len(e.esc.raised()))
+	}
+
+	// Closed in time: no alert was raised, none is cleared.
+	e2 := newEnv(t, nil)
+	r2 := forestReport(t, e2)
+	if _, err := e2.svc.Close(ctx, r2.ID, "li", goodClose(e2.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if got := e2.esc.resolved(); len(got) != 0 {
+		t.Fatalf("resolved %v for a report never escalated", got)
+	}
+
+	// Alerting down at the close: the close stands, the next step clears the alert.
+	e3 := newEnv(t, nil)
+	r3 := forestReport(t, e3)
+	e3.svc.RunDue(ctx, e3.clk.Advance(61*time.Minute))
+	e3.esc.failResolveN = 1
+	if c, err := e3.svc.Close(ctx, r3.ID, "li", goodClose(e3.clk.Now())); err != nil || c.Status != StatusClosed {
+		t.Fatalf("close with alerting down: %+v %v", c, err)
+	}
+	if got := e3.esc.resolved(); len(got) != 0 {
+		t.Fatalf("resolved %v", got)
+	}
+	if err := e3.svc.RunDue(ctx, e3.clk.Advance(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e3.esc.resolved(); len(got) != 1 || got[0] != r3.ID {
+		t.Fatalf("resolved %v after the retry, want [%d]", got, r3.ID)
+	}
+}
+
+// A merge folds overdue reports into one: an absorbed report's alert is cleared when
+// the survivor already carries the escalation; when only the absorbed one escalated,
+// its alert goes on (the survivor inherits the escalation, so nothing is raised twice)
+// and closing the survivor clears it.
+func TestMergeResolvesAbsorbedOverdueAlerts(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	t.Run("both escalated", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.importString(t, viirsHeader+viirsRow(25.05, 100.40, at, "N", 1))
+		e.clk.Advance(10 * time.Minute)
+		e.importString(t, viirsHeader+viirsRow(25.05, 100.43, at, "N", 2))
+		a, b := reportAt(t, e, 25.05, 100.40), reportAt(t, e, 25.05, 100.43)
+		if err := e.svc.RunDue(ctx, e.clk.Advance(4*time.Hour)); err != nil || len(e.esc.raised()) != 2 {
+			t.Fatalf("escalations: %v %+v", err, e.esc.raised())
+		}
+		e.clk.Advance(time.Minute)
+		later := at.Add(5 * time.Hour)
+		if res := e.importString(t, viirsHeader+viirsRow(25.05, 100.41, later, "N20", 3)+viirsRow(25.05, 100.42, later, "N20", 4)); res.ReportsMerged != 1 {
+			t.Fatalf("bridge: %+v", res)
+		}
+		if got := e.esc.resolved(); len(got) != 1 || got[0] != b.ID {
+			t.Fatalf("resolved %v after the merge, want [%d]", got, b.ID)
+		}
+		if _, err := e.svc.Close(ctx, a.ID, "zhao", goodClose(e.clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.esc.resolved(); !slices.Contains(got, a.ID) {
+			t.Fatalf("resolved %v after the close, want %d among them", got, a.ID)
+		}
+	})
+	t.Run("only the absorbed one escalated", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.importString(t, viirsHeader+viirsRow(25.22, 100.27, at, "N", 1)) // T2, elsewhere: 4 h
+		e.clk.Advance(10 * time.Minute)
+		e.importString(t, viirsHeader+viirsRow(25.22, 100.24, at, "N", 1)) // F1: 1 h
+		a, b := reportAt(t, e, 25.22, 100.27), reportAt(t, e, 25.22, 100.24)
+		if a.ID == b.ID || a.ID > b.ID || a.Class != ClassElsewhere || b.Class != ClassForest {
+			t.Fatalf("setup: %+v %+v", a, b)
+		}
+		if err := e.svc.RunDue(ctx, e.clk.Advance(65*time.Minute)); err != nil || len(e.esc.raised()) != 1 || e.esc.raised()[0].ReportID != b.ID {
+			t.Fatalf("escalations: %v %+v", err, e.esc.raised())
+		}
+		e.clk.Advance(5 * time.Minute)
+		later := at.Add(5 * time.Hour)
+		if res := e.importString(t, viirsHeader+viirsRow(25.22, 100.25, later, "N20", 3)+viirsRow(25.22, 100.26, later, "N20", 4)); res.ReportsMerged != 1 {
+			t.Fatalf("bridge: %+v", res)
+		}
+		if got := e.esc.resolved(); len(got) != 0 {
+			t.Fatalf("resolved %v: the only live escalation was cleared by the merge", got)
+		}
+		if err := e.svc.RunDue(ctx, e.clk.Advance(time.Hour)); err != nil || len(e.esc.raised()) != 1 {
+			t.Fatalf("survivor escalated again: %v %+v", err, e.esc.raised())
+		}
+		if _, err := e.svc.Close(ctx, a.ID, "zhao", goodClose(e.clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.esc.resolved(); !slices.Contains(got, b.ID) {
+			t.Fatalf("resolved %v after closing the survivor, want %d among them", got, b.ID)
+		}
+	})
+}
+
+// A merge keeps the most advanced open status among the merged reports (verifying >
+// assigned > new) with its verifier, and the assignee when the survivor has none; verify
+// and close on a merged report's id act on the report it was merged into.
+func TestMergeKeepsFieldWorkAndForwards(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	later := at.Add(5 * time.Hour)
+
+	// Survivor assigned (T2's Zhao Min), the younger report being verified by a field team.
+	e := newEnv(t, nil)
+	e.importString(t, viirsHeader+viirsRow(25.05, 100.40, at, "N", 1))
+	e.clk.Advance(10 * time.Minute)
+	e.importString(t, viirsHeader+viirsRow(25.05, 100.43, at, "N", 2))
+	a, b := reportAt(t, e, 25.05, 100.40), reportAt(t, e, 25.05, 100.43)
+	e.clk.Advance(5 * time.Minute)
+	vb, err := e.svc.StartVerifying(ctx, b.ID, "team", VerifyRequest{Verifier: "Field Team B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(5 * time.Minute)
+	e.importString(t, viirsHeader+viirsRow(25.05, 100.41, later, "N20", 3)+viirsRow(25.05, 100.42, later, "N20", 4))
+	s, _ := e.svc.Report(ctx, a.ID)
+	if s.Status != StatusVerifying || s.Verifier != "Field Team B" || s.VerifyingAt == nil || !s.VerifyingAt.Equal(*vb.VerifyingAt) ||
+		s.Assignee != "Zhao Min" {
+		t.Fatalf("survivor %+v", s)
+	}
+	// The field team closes "their" report: it closes the survivor.
+	c, err := e.svc.Close(ctx, b.ID, "team", CloseRequest{Outcome: "农事用火", Verifier: "Field Team B", VerifiedAt: e.clk.Now(), Note: "straw"})
+	if err != nil || c.ID != a.ID || c.Status != StatusClosed || c.Outcome != "农事用火" {
+		t.Fatalf("close via merged id: %+v %v", c, err)
+	}
+	if m, _ := e.svc.Report(ctx, b.ID); m.Status != StatusMerged || m.MergedInto != a.ID {
+		t.Fatalf("merged report %+v", m)
+	}
+	hist, _ := e.svc.History(ctx, b.ID)
+	if last := hist[len(hist)-1]; last.Action != "forwarded" || last.Actor != "team" || !strings.Contains(string(last.Detail), "closed") {
+		t.Errorf("merged report's history ends with %+v", last)
+	}
+	// Once the survivor is closed, the merged id answers 409 naming it.
+	_, err = e.svc.StartVerifying(ctx, b.ID, "team", VerifyRequest{Verifier: "x"})
+	if !errors.Is(err, ErrWrongStatus) || !strings.Contains(err.Error(), "merged into "+itoa(a.ID)) {
+		t.Fatalf("verify via merged id of a closed report: %v", err)
+	}
+	// Reassigning or reopening a merged id is still refused.
+	if _, err := e.svc.Assign(ctx, b.ID, "chief", AssignRequest{Assignee: "x"}); !errors.Is(err, ErrWrongStatus) {
+		t.Fatalf("assign via merged id: %v", err)
+	}
+
+	// Survivor new (outside every zone), the younger report assigned to T2's duty contact.
+	e = newEnv(t, nil)
+	e.importString(t, viirsHeader+viirsRow(25.2, 100.515, at, "N", 1))
+	e.clk.Advance(10 * time.Minute)
+	e.importString(t, viirsHeader+viirsRow(25.2, 100.485, at, "N", 2))
+	a, b = reportAt(t, e, 25.2, 100.515), reportAt(t, e, 25.2, 100.485)
+	if a.Status != StatusNew || b.Status != StatusAssigned || a.ID > b.ID {
+		t.Fatalf("setup %+v %+v", a, b)
+	}
+	e.importString(t, viirsHeader+viirsRow(25.2, 100.495, later, "N20", 3)+viirsRow(25.2, 100.505, later, "N20", 4))
+	s, _ = e.svc.Report(ctx, a.ID)
+	if s.Status != StatusAssigned || s.Assignee != "Zhao Min" || s.AssigneePhone != "200" || s.Unit != "T2" {
+		t.Fatalf("survivor %+v", s)
+	}
+	v, err := e.svc.StartVerifying(ctx, b.ID, "zhao", VerifyRequest{Verifier: "Zhao Min"})
+	if err != nil || v.ID != a.ID || v.Status != StatusVerifying || v.Verifier != "Zhao Min" {
+		t.Fatalf("verify via merged id: %+v %v", v, err)
 	}
 }

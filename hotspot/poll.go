@@ -15,8 +15,10 @@ import (
 
 // Poll checks every configured source that is due at now: a URL with a conditional GET
 // (ETag / Last-Modified stored per source, so an unchanged file costs one 304), a folder
-// by importing each new *.csv/*.txt file and moving it to done/ (or failed/ when it
-// cannot be read). Sources are checked one after the other; errors are joined.
+// by importing each new *.csv, *.txt or gzipped (*.gz) file and moving it to done/ (or
+// failed/ when it cannot be read). A folder's file is taken only once two polls in a
+// row find it with the same size and modification time, so a file still being written
+// waits (see pollDir). Sources are checked one after the other; errors are joined.
 func (s *Service) Poll(ctx context.Context, now time.Time) error {
 	var errList []error
 	for _, src := range s.cfg.Sources {
@@ -110,18 +112,47 @@ func (s *Service) pollURL(ctx context.Context, src SourceConfig, st *sourceState
 	return nil
 }
 
+// fileStamp is what a folder poll remembers of a file to tell whether it still grows.
+type fileStamp struct {
+	size  int64
+	mtime int64 // unix nanoseconds
+}
+
+// pollDir imports the folder's FIRMS files (*.csv, *.txt, *.gz; names starting with
+// "." are skipped, so a writer may write under a dot name and rename). A file is taken
+// only when this poll finds it with the same size and modification time as the
+// previous poll of the source did: a file still being written is left for a later
+// poll instead of being imported in part, at the cost of one poll interval's delay
+// (and one more after a restart, as the stamps are kept in memory).
 func (s *Service) pollDir(ctx context.Context, src SourceConfig) error {
 	entries, err := os.ReadDir(src.Dir)
 	if err != nil {
 		return err
 	}
+	s.dirMu.Lock()
+	prev := s.dirSeen[src.Name]
+	seen := make(map[string]fileStamp, len(entries))
 	var names []string
 	for _, e := range entries {
 		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if e.Type().IsRegular() && (ext == ".csv" || ext == ".txt") && !strings.HasPrefix(e.Name(), ".") {
+		if !e.Type().IsRegular() || (ext != ".csv" && ext != ".txt" && ext != ".gz") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil { // gone meanwhile
+			continue
+		}
+		st := fileStamp{size: info.Size(), mtime: info.ModTime().UnixNano()}
+		seen[e.Name()] = st
+		if p, ok := prev[e.Name()]; ok && p == st {
 			names = append(names, e.Name())
 		}
 	}
+	if s.dirSeen == nil {
+		s.dirSeen = map[string]map[string]fileStamp{}
+	}
+	s.dirSeen[src.Name] = seen
+	s.dirMu.Unlock()
 	sort.Strings(names)
 	var errList []error
 	for _, name := range names {

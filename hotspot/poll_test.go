@@ -1,6 +1,8 @@
 package hotspot
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -151,7 +153,11 @@ func TestPollFolder(t *testing.T) {
 	write(".partial.csv", viirsHeader) // being written: ignored
 	write("notes.md", "# notes")
 	ctx := context.Background()
-	err := e.svc.Poll(ctx, e.clk.Now())
+	// The first poll only notes the files; the next takes those unchanged since.
+	if err := e.svc.Poll(ctx, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	err := e.svc.Poll(ctx, e.clk.Advance(11*time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "c.csv") {
 		t.Fatalf("poll error %v, want one naming c.csv", err)
 	}
@@ -183,8 +189,10 @@ func TestPollFolder(t *testing.T) {
 	}
 	// The same file dropped again: moved aside without overwriting, nothing new.
 	write("a.csv", readFile(t, "testdata/viirs_noaa20_api_instrument.csv"))
-	if err := e.svc.Poll(ctx, e.clk.Advance(11*time.Minute)); err != nil {
-		t.Fatal(err)
+	for i := 0; i < 2; i++ {
+		if err := e.svc.Poll(ctx, e.clk.Advance(11*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := ls(filepath.Join(in, "done")); got != "a.1.csv a.csv b.TXT" {
 		t.Fatalf("done/ after re-drop: %s", got)
@@ -224,5 +232,90 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), tc.key) {
 			t.Errorf("%s: %v", tc.key, err)
 		}
+	}
+}
+
+func gzipBytes(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// Gzipped FIRMS files dropped into a folder source are imported like plain ones.
+func TestPollFolderGzip(t *testing.T) {
+	in := t.TempDir()
+	e := newEnv(t, func(c *Config, _ *Deps) { c.Sources = []SourceConfig{{Name: "drop", Dir: in}} })
+	at := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	for name, body := range map[string]string{
+		"a.csv.gz":    viirsHeader + viirsRow(25.05, 100.45, at, "N", 1),
+		"b.TXT.GZ":    viirsHeader + viirsRow(25.3, 100.3, at, "N", 1),
+		"FIRMS_7d.gz": viirsHeader + viirsRow(25.1, 100.05, at, "N", 1),
+	} {
+		if err := os.WriteFile(filepath.Join(in, name), gzipBytes(t, body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for i := 0; i < 2; i++ { // a file is taken once it is seen unchanged by two polls
+		if err := e.svc.Poll(ctx, e.clk.Advance(11*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(in, "done"))
+	if len(ents) != 3 {
+		t.Fatalf("done/ holds %d files, want 3", len(ents))
+	}
+	if n := len(listAll(t, e, ListFilter{})); n != 3 {
+		t.Fatalf("%d reports, want 3", n)
+	}
+}
+
+// A file still being written is left alone until two polls in a row find it with the
+// same size and modification time; then it is imported whole.
+func TestPollFolderWaitsForStableFile(t *testing.T) {
+	in := t.TempDir()
+	e := newEnv(t, func(c *Config, _ *Deps) { c.Sources = []SourceConfig{{Name: "drop", Dir: in}} })
+	ctx := context.Background()
+	lines := strings.SplitAfter(readFile(t, "testdata/viirs_noaa20_api_instrument.csv"), "\n")
+	path := filepath.Join(in, "viirs.csv")
+	if err := os.WriteFile(path, []byte(strings.Join(lines[:2], "")), 0o644); err != nil { // header + 1 row
+		t.Fatal(err)
+	}
+	inInbox := func() bool { _, err := os.Stat(path); return err == nil }
+	if err := e.svc.Poll(ctx, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !inInbox() || len(listAll(t, e, ListFilter{})) != 0 {
+		t.Fatal("first poll took a file it had never seen before")
+	}
+	// The writer goes on: still changing at the next poll, so still left alone.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(strings.Join(lines[2:], ""))
+	f.Close()
+	if err := e.svc.Poll(ctx, e.clk.Advance(11*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if !inInbox() || len(listAll(t, e, ListFilter{})) != 0 {
+		t.Fatal("a file that changed since the last poll was taken")
+	}
+	// Unchanged since: imported whole.
+	if err := e.svc.Poll(ctx, e.clk.Advance(11*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if inInbox() {
+		t.Fatal("stable file not taken")
+	}
+	if n := len(listAll(t, e, ListFilter{})); n != 3 {
+		t.Fatalf("%d reports, want the whole file's 3", n)
 	}
 }

@@ -101,5 +101,19 @@ func migrations() []string {
 			last_polled INTEGER NOT NULL DEFAULT 0,
 			last_error TEXT NOT NULL DEFAULT ''
 		)`,
+		// Satellites are identified by one code (T, A, N, N20, N21; canonicalSatellite):
+		// rewrite rows stored under archive names (Terra, NOAA-20 …). A row whose canonical
+		// twin is already stored (the same detection imported under both spellings) is left
+		// as it is (OR IGNORE) rather than failing the start; identities are compared in
+		// canonical form, so it can cause no new duplicate.
+		`UPDATE OR IGNORE hotspot_hotspots SET satellite =
+			CASE upper(replace(replace(replace(trim(satellite), ' ', ''), '-', ''), '_', ''))
+			WHEN 'T' THEN 'T' WHEN 'TERRA' THEN 'T'
+			WHEN 'A' THEN 'A' WHEN 'AQUA' THEN 'A'
+			WHEN 'N' THEN 'N' WHEN 'NPP' THEN 'N' WHEN 'SNPP' THEN 'N' WHEN 'SUOMINPP' THEN 'N'
+			WHEN 'N20' THEN 'N20' WHEN 'NOAA20' THEN 'N20' WHEN 'J1' THEN 'N20' WHEN 'JPSS1' THEN 'N20' WHEN '1' THEN 'N20'
+			WHEN 'N21' THEN 'N21' WHEN 'NOAA21' THEN 'N21' WHEN 'J2' THEN 'N21' WHEN 'JPSS2' THEN 'N21' WHEN '2' THEN 'N21'
+			ELSE satellite END
+			WHERE satellite NOT IN ('T', 'A', 'N', 'N20', 'N21')`,
 	}
 }

@@ -138,6 +138,12 @@ type Service struct {
 	client   *http.Client
 	importMu sync.Mutex
 	m        metrics
+
+	dirMu   sync.Mutex
+	dirSeen map[string]map[string]fileStamp // folder source → file → stamp at its last poll
+
+	resolveMu  sync.Mutex
+	unresolved map[int64]string // report → note of an overdue alert whose Resolve failed; retried by RunDue
 }
 
 type metrics struct {
