@@ -103,6 +103,10 @@ func (c EventCaller) Call(_ context.Context, call Call) error {
 	return nil
 }
 
+// HealthDeleted as HealthEvent.To: the device was removed from the registry,
+// so its offline alert is cleared.
+const HealthDeleted = "deleted"
+
 // HealthEvent is a device connectivity change from the registry (same JSON
 // shape as the registry's "device.*" events).
 type HealthEvent struct {

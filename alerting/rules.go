@@ -137,6 +137,10 @@ func (e *Engine) EvaluateHealth(ctx context.Context, h HealthEvent) error {
 		return err
 	case h.To == "online":
 		return e.Resolve(ctx, h.DeviceID, TypeOffline, "device back online")
+	case h.To == HealthDeleted:
+		// Removed from the registry: nobody expects it to report again. Its
+		// other alerts (a smoke alarm) stay for a person to clear.
+		return e.Resolve(ctx, h.DeviceID, TypeOffline, "device deleted from the registry")
 	}
 	return nil
 }

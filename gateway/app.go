@@ -146,6 +146,13 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	a.closers = append(a.closers, a.video.Close)
 	// Cameras with an rtsp_url in the registry are pulled over RTSP, now and after every edit.
 	a.devices.Watch(followRegistry(a.video, log.With("component", "video")))
+	// A deleted device's offline alert is cleared: it will never come back online.
+	a.devices.Watch(func(c registry.Change) {
+		if c.Op == registry.ChangeDeleted {
+			a.alerts.DeviceHealth(alerting.HealthEvent{DeviceID: c.Device.ID, Class: string(c.Device.Class), Zone: c.Device.Zone,
+				To: alerting.HealthDeleted, At: a.clk.Now()})
+		}
+	})
 	// --- security ---
 	if err = a.setupSecurity(ctx); err != nil {
 		return a, err
