@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -21,22 +19,15 @@ import (
 // the gateway must not wait for InfluxDB: Run returns within seconds and the
 // publish is left unacknowledged, for the device to send again.
 func TestShutdownWithSpoolFull(t *testing.T) {
-	t.Chdir(testenv.ModuleRoot())
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.MQTT.EmbeddedAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	cfg.Influx.URL = "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // nothing listens: InfluxDB is down
-	cfg.Spool.MaxBytes, cfg.Spool.SegmentBytes = 1<<20, 1<<20
-	cfg.Registry.Seed = ""
-	cfg.Auth.InsecureDev = true // anonymous MQTT
-	cfg.Auth.SimCredentials = ""
-	cfg.Auth.BootstrapAdmin = ""
-	a, err := NewApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
+	var cfg config.Config
+	a := testApp(t, func(c *config.Config) {
+		c.HTTP.Addr = "127.0.0.1:0"
+		c.MQTT.EmbeddedAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		c.Influx.URL = "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // nothing listens: InfluxDB is down
+		c.Spool.MaxBytes, c.Spool.SegmentBytes = 1<<20, 1<<20
+		c.Auth.InsecureDev = true // anonymous MQTT
+		cfg = *c
+	})
 	if err := a.devices.Create(context.Background(), registry.Device{ID: "sm-1", Class: "smoke", Name: "alarm", Lat: 31.5, Lon: 107.0}); err != nil {
 		t.Fatal(err)
 	}

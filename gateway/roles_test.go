@@ -21,7 +21,7 @@ import (
 )
 
 // testApp builds a real App (auth on) on a temp data dir; nothing listens.
-func testApp(t *testing.T) *App {
+func testApp(t *testing.T, mods ...func(*config.Config)) *App {
 	t.Helper()
 	t.Chdir(testenv.ModuleRoot()) // default config paths (seeds/…) are relative to the repo
 	cfg := config.Default()
@@ -30,6 +30,9 @@ func testApp(t *testing.T) *App {
 	cfg.Registry.Seed = ""
 	cfg.Auth.SimCredentials = ""
 	cfg.Auth.BootstrapAdmin = ""
+	for _, m := range mods {
+		m(&cfg)
+	}
 	a, err := NewApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
