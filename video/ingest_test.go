@@ -87,14 +87,26 @@ func (g *rtpIngest) waitCounts(t *testing.T, packets, foreign uint64) {
 	}
 }
 
-// relayedSSRCs empties the viewer's queue and returns the SSRC of each packet.
-func (g *rtpIngest) relayedSSRCs() []uint32 {
+// relayedSSRCs empties the viewer's queue and returns the SSRC of each packet,
+// waiting up to 5 s for at least want of them: deliver counts a packet before
+// it queues it, so waitCounts can return just before the last one is queued.
+func (g *rtpIngest) relayedSSRCs(want int) []uint32 {
 	var out []uint32
+	deadline := time.After(5 * time.Second)
 	for {
+		if len(out) >= want {
+			select {
+			case rp := <-g.v.q:
+				out = append(out, rp.p.SSRC)
+				continue
+			default:
+				return out
+			}
+		}
 		select {
 		case rp := <-g.v.q:
 			out = append(out, rp.p.SSRC)
-		default:
+		case <-deadline:
 			return out
 		}
 	}
@@ -149,7 +161,7 @@ func TestRTPIngestPinnedToOneSender(t *testing.T) {
 		packets += uint64(len(s.relayed))
 		foreign += s.foreign
 		g.waitCounts(t, packets, foreign)
-		if got := g.relayedSSRCs(); !equalSSRCs(got, s.relayed) {
+		if got := g.relayedSSRCs(len(s.relayed)); !equalSSRCs(got, s.relayed) {
 			t.Fatalf("%s: viewer got SSRCs %x, want %x", s.name, got, s.relayed)
 		}
 		stats, _ := g.m.StreamStats("cam")
@@ -264,7 +276,7 @@ func TestRTPIngestDropsNonRTP(t *testing.T) {
 	largest := append(idr(t, 0xA, 3), make([]byte, maxIngestPacket-len(valid))...)
 	send(t, a, largest)
 	g.waitCounts(t, 2, 0)
-	if q := g.relayedSSRCs(); len(q) != 2 {
+	if q := g.relayedSSRCs(2); len(q) != 2 {
 		t.Fatalf("relayed %d packets, want 2", len(q))
 	}
 	if s, _ := g.m.StreamStats("cam"); s.Bytes != uint64(len(valid)+maxIngestPacket) {
