@@ -87,6 +87,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if msg := text(row + " td:nth-child(5)"); msg != "smoke <b>in</b> the archive" {
 		t.Fatalf("message cell %q: device text must be shown as text, not markup", msg)
 	}
+	// A newer minor alert lists below the critical one: most severe first.
+	minor, err := a.alerts.Raise(context.Background(), alerting.Raise{Source: "elec-console", Type: "residual_current",
+		Severity: alerting.Minor, Message: "leak", At: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("minor alert appears", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-alert="%d"]`, minor.ID))))
+	first, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector("#alerts tr[data-alert]").dataset.alert`))
+	if err != nil || first != fmt.Sprint(al.ID) {
+		t.Fatalf("first alert row is %q (%v), want the critical %d above the newer minor %d", first, err, al.ID, minor.ID)
+	}
 	do("ack", chromedp.Click(chromedp.CSS(row+" button.ack")),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-alert="%d"][data-state="active_ack"]`, al.ID))))
 
