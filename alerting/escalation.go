@@ -111,26 +111,23 @@ func (e *Engine) escalateFrom(ctx context.Context, a Alert, prev int, now time.T
 	if err != nil || !ok {
 		return err
 	}
+	// The step is ours: from here every contact is called whatever fails to be
+	// recorded, and the failures are returned together at the end.
+	var errList []error
 	for _, z := range path[min(prev+1, len(path)):min(step, len(path))] {
-		if err := audit(ctx, e.db, a.ID, now, "no_contact", "", fmt.Sprintf("zone %s (%s) has nobody on duty", z.ID, z.Level)); err != nil {
-			return err
-		}
+		errList = append(errList, audit(ctx, e.db, a.ID, now, "no_contact", "", fmt.Sprintf("zone %s (%s) has nobody on duty", z.ID, z.Level)))
 	}
 	if step >= len(path) {
-		if err := audit(ctx, e.db, a.ID, now, "exhausted", "", "no further zone to call"); err != nil {
-			return err
-		}
+		errList = append(errList, audit(ctx, e.db, a.ID, now, "exhausted", "", "no further zone to call"))
 		e.hub.Publish("alert.unanswered", a)
-		return nil
+		return errors.Join(errList...)
 	}
 	z := path[step]
 	action := "called"
 	if step > 0 {
 		action = "escalated"
 	}
-	if err := audit(ctx, e.db, a.ID, now, action, "", fmt.Sprintf("step %d: %s %s (%s), %s to acknowledge", step, z.Level, z.Name, z.ID, wait)); err != nil {
-		return err
-	}
+	errList = append(errList, audit(ctx, e.db, a.ID, now, action, "", fmt.Sprintf("step %d: %s %s (%s), %s to acknowledge", step, z.Level, z.Name, z.ID, wait)))
 	for _, c := range z.Duty {
 		call := Call{AlertID: a.ID, Step: step, Zone: z, Contact: c, Severity: a.Severity, Message: a.Message, At: now}
 		outcome := "placed"
@@ -142,10 +139,10 @@ func (e *Engine) escalateFrom(ctx context.Context, a Alert, prev int, now time.T
 		}
 		if _, err := e.db.ExecContext(ctx, `INSERT INTO alert_call (alert_id, step, zone_id, zone_name, zone_level, name, phone, role, at, outcome)
 			VALUES (?,?,?,?,?,?,?,?,?,?)`, a.ID, step, z.ID, z.Name, z.Level, c.Name, c.Phone, c.Role, ms(now), outcome); err != nil {
-			return fmt.Errorf("alerting: record call: %w", err)
+			errList = append(errList, fmt.Errorf("alerting: record call to %s: %w", c.Name, err))
 		}
 	}
-	return nil
+	return errors.Join(errList...)
 }
 
 func (e *Engine) stopEscalation(ctx context.Context, id int64, now time.Time, reason, user string) error {

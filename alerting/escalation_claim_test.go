@@ -287,3 +287,67 @@ func TestAlertWithoutZoneCallsTheFallback(t *testing.T) {
 		})
 	}
 }
+
+// hookCaller records calls like recCaller and runs hook before each.
+type hookCaller struct {
+	recCaller
+	hook func(n int)
+}
+
+func (c *hookCaller) Call(ctx context.Context, call Call) error {
+	c.hook(len(c.names()))
+	return c.recCaller.Call(ctx, call)
+}
+
+// Once a step is claimed every contact of its zone is called, even when a call
+// cannot be recorded: the error is returned after the last call.
+func TestEveryContactCalledWhenARecordFails(t *testing.T) {
+	h := newHarness(t, nil)
+	dir := testDir()
+	dir["g1"][0].Duty = append(dir["g1"][0].Duty, Contact{Name: "Grid Zhao", Phone: "+86-401"})
+	h.e.dir = dir
+	hc := &hookCaller{hook: func(n int) {
+		q := map[int]string{0: `ALTER TABLE alert_call RENAME TO alert_call_away`, 1: `ALTER TABLE alert_call_away RENAME TO alert_call`}[n]
+		if q != "" {
+			if _, err := h.db.Exec(q); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	h.e.caller = hc
+	r := ingest.Reading{DeviceID: "smk-r", Class: ingest.ClassSmoke, Zone: "g1", Time: h.clk.Now(), Fields: map[string]any{"event": "alarm"}}
+	err := h.e.Evaluate(context.Background(), r)
+	if err == nil || !strings.Contains(err.Error(), "record call to Grid Wang") {
+		t.Fatalf("evaluate: %v, want the failed record of the first call", err)
+	}
+	if got := strings.Join(hc.names(), ","); got != "Grid Wang,Grid Zhao" {
+		t.Fatalf("calls = %q, want both grid contacts despite the failed record", got)
+	}
+	var n int
+	if err := h.db.QueryRow(`SELECT COUNT(*) FROM alert_call WHERE name = 'Grid Zhao'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("Grid Zhao's call recorded %d times (%v), want 1", n, err)
+	}
+}
+
+// The webhook prune runs every minute: it must search the index, not scan the table.
+func TestWebhookPruneUsesTheIndex(t *testing.T) {
+	h := newHarness(t, nil)
+	rows, err := h.db.Query(`EXPLAIN QUERY PLAN `+pruneWebhooks, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	got := strings.Join(plan, "; ")
+	if strings.Contains(got, "SCAN webhook_outbox") || !strings.Contains(got, "webhook_outbox_due") {
+		t.Fatalf("prune plan %q, want index searches only", got)
+	}
+}
