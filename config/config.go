@@ -403,8 +403,13 @@ func ApplyEnv(c *Config, env []string) error {
 	leaves(reflect.ValueOf(c).Elem(), "", &ls)
 	for _, l := range ls {
 		if l.alias == flagOnly {
-			if _, ok := m[EnvName(l.path)]; ok {
-				return fmt.Errorf("config: %s (from %s): only a command-line flag can set this", l.path, EnvName(l.path))
+			// Refused unless it says what is already in force (a hardened
+			// deployment may spell out LOOKOUT_AUTH_INSECURE_DEV=false).
+			if v, ok := m[EnvName(l.path)]; ok {
+				want := reflect.New(l.v.Type()).Elem()
+				if err := setValue(want, v); err != nil || !reflect.DeepEqual(want.Interface(), l.v.Interface()) {
+					return fmt.Errorf("config: %s (from %s): only a command-line flag can set this", l.path, EnvName(l.path))
+				}
 			}
 			continue
 		}

@@ -146,6 +146,9 @@ func TestInsecureDevIsFlagOnly(t *testing.T) {
 	if c, err := Load(writeFile(t, "auth:\n  insecure_dev: false\n"), true, nil, nil); err != nil || c.Auth.InsecureDev {
 		t.Fatalf("the default spelled out in the file: %v %v", c.Auth.InsecureDev, err)
 	}
+	if c, err := Load("", false, []string{"LOOKOUT_AUTH_INSECURE_DEV=false"}, nil); err != nil || c.Auth.InsecureDev {
+		t.Fatalf("the default spelled out in the environment: %v %v", c.Auth.InsecureDev, err)
+	}
 	for _, k := range Keys() {
 		if strings.HasPrefix(k, "auth.insecure_dev\t") && strings.Contains(k, "LOOKOUT_") {
 			t.Errorf("Keys() offers an env name for a flag-only key: %q", k)
