@@ -5,6 +5,7 @@
 package web
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -190,7 +192,7 @@ func Recover(next http.Handler, log *slog.Logger, panics func()) http.Handler {
 }
 
 // trackingWriter notes whether the reply has started; it passes Flush (the
-// event stream) and Unwrap (http.ResponseController) through.
+// event stream), Hijack and Unwrap (http.ResponseController) through.
 type trackingWriter struct {
 	http.ResponseWriter
 	wrote bool
@@ -214,3 +216,9 @@ func (w *trackingWriter) Flush() {
 }
 
 func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack passes a connection takeover through (wrappers below may implement it).
+func (w *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.wrote = true
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -137,12 +138,32 @@ func TestRecover(t *testing.T) {
 	if n != 2 || !strings.Contains(logs.String(), "boom: /late") || !strings.Contains(logs.String(), "stack=") {
 		t.Errorf("panics counted %d, log %q", n, logs.String())
 	}
-	// The wrapper keeps the event stream's Flusher.
+	// The wrapper keeps the event stream's Flusher, and hijacking reaches the connection.
 	Recover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := w.(http.Flusher); !ok {
 			t.Error("Flusher lost")
 		}
 	}), log, nil).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	srv := httptest.NewServer(Recover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
+		_ = buf.Flush()
+	}), log, nil))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hijacked" {
+		t.Errorf("hijacked reply %q", body)
+	}
 	// An aborted handler still aborts.
 	defer func() {
 		if v := recover(); v != http.ErrAbortHandler {
