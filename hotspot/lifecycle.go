@@ -213,6 +213,15 @@ func escalatedFamily(ctx context.Context, q querier, id int64) ([]int64, error) 
 	return out, rows.Err()
 }
 
+// pendingClear is an overdue alert clear that failed: its note, and the report's
+// escalated_at when it was asked for. The retry goes ahead only while escalated_at is
+// unchanged: a reopen (0) or a new escalation means a newer alert that must stand.
+// (Not the report's status: a merge survivor whose own alert is cleared stays open.)
+type pendingClear struct {
+	note        string
+	escalatedAt int64
+}
+
 // resolveOverdue clears the overdue alerts of reports after a committed close or merge.
 // The change stands either way: a failed clear is kept and retried by RunDue.
 func (s *Service) resolveOverdue(ctx context.Context, ids []int64, note string) {
@@ -222,38 +231,48 @@ func (s *Service) resolveOverdue(ctx context.Context, ids []int64, note string) 
 	ctx = context.WithoutCancel(ctx)
 	for _, id := range ids {
 		if err := s.esc.Resolve(ctx, id, note); err != nil {
-			s.resolveMu.Lock()
-			if s.unresolved == nil {
-				s.unresolved = map[int64]string{}
-			}
-			s.unresolved[id] = note
-			s.resolveMu.Unlock()
+			s.keepClear(ctx, id, note)
 		}
 	}
 }
 
-// retryResolve retries the alert clears that failed, dropping those whose report is
-// open again (reopened: a new alert of it must not be cleared).
+// keepClear records a failed clear of report id's alert for retryResolve.
+func (s *Service) keepClear(ctx context.Context, id int64, note string) {
+	var at int64
+	if err := s.db.QueryRowContext(ctx, `SELECT escalated_at FROM hotspot_reports WHERE id=?`, id).Scan(&at); err != nil {
+		at = -1 // unknown: retryResolve reads it again and goes ahead only if it still cannot tell
+	}
+	s.resolveMu.Lock()
+	defer s.resolveMu.Unlock()
+	if s.unresolved == nil {
+		s.unresolved = map[int64]pendingClear{}
+	}
+	s.unresolved[id] = pendingClear{note: note, escalatedAt: at}
+}
+
+// retryResolve retries the alert clears that failed, dropping those whose report has
+// been reopened or escalated again since (see pendingClear).
 func (s *Service) retryResolve(ctx context.Context) error {
 	s.resolveMu.Lock()
 	pending := s.unresolved
 	s.unresolved = nil
 	s.resolveMu.Unlock()
 	var errList []error
-	for id, note := range pending {
-		r, err := getReport(ctx, s.db, id)
-		if err == nil && r.Status.open() {
+	for id, pc := range pending {
+		var at int64
+		err := s.db.QueryRowContext(ctx, `SELECT escalated_at FROM hotspot_reports WHERE id=?`, id).Scan(&at)
+		if err == nil && pc.escalatedAt >= 0 && at != pc.escalatedAt {
 			continue
 		}
 		if err == nil {
-			err = s.esc.Resolve(ctx, id, note)
+			err = s.esc.Resolve(ctx, id, pc.note)
 		}
 		if err != nil {
 			s.resolveMu.Lock()
 			if s.unresolved == nil {
-				s.unresolved = map[int64]string{}
+				s.unresolved = map[int64]pendingClear{}
 			}
-			s.unresolved[id] = note
+			s.unresolved[id] = pc
 			s.resolveMu.Unlock()
 			errList = append(errList, fmt.Errorf("hotspot: clear overdue alert of report %d: %w", id, err))
 		}

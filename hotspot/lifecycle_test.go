@@ -357,6 +357,38 @@ func TestMergeResolvesAbsorbedOverdueAlerts(t *testing.T) {
 	})
 }
 
+// A merge whose carrier is the absorbed report clears the survivor's own alert; when
+// that clear fails, RunDue retries it although the survivor is (of course) still open.
+func TestMergeClearOfTheSurvivorIsRetried(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	e := newEnv(t, nil)
+	e.importString(t, viirsHeader+viirsRow(25.22, 100.27, at, "N", 1)) // T2, elsewhere: 4 h
+	e.clk.Advance(10 * time.Minute)
+	e.importString(t, viirsHeader+viirsRow(25.22, 100.24, at, "N", 1)) // F1: 1 h
+	a, b := reportAt(t, e, 25.22, 100.27), reportAt(t, e, 25.22, 100.24)
+	if err := e.svc.RunDue(ctx, e.clk.Advance(65*time.Minute)); err != nil { // b escalates
+		t.Fatal(err)
+	}
+	if err := e.svc.RunDue(ctx, e.clk.Advance(4*time.Hour)); err != nil || len(e.esc.raised()) != 2 { // then a
+		t.Fatalf("escalations: %v %+v", err, e.esc.raised())
+	}
+	e.esc.failResolveN = 1
+	later := at.Add(6 * time.Hour)
+	if res := e.importString(t, viirsHeader+viirsRow(25.22, 100.25, later, "N20", 3)+viirsRow(25.22, 100.26, later, "N20", 4)); res.ReportsMerged != 1 {
+		t.Fatalf("bridge: %+v", res)
+	}
+	if got := e.esc.resolved(); len(got) != 0 {
+		t.Fatalf("resolved %v: the clear was to fail", got)
+	}
+	if err := e.svc.RunDue(ctx, e.clk.Advance(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.esc.resolved(); len(got) != 1 || got[0] != a.ID {
+		t.Fatalf("resolved %v after the retry, want the survivor %d (b=%d carries the escalation)", got, a.ID, b.ID)
+	}
+}
+
 // A merge keeps the most advanced open status among the merged reports (verifying >
 // assigned > new) with its verifier, and the assignee when the survivor has none; verify
 // and close on a merged report's id act on the report it was merged into.

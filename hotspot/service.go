@@ -143,7 +143,7 @@ type Service struct {
 	dirSeen map[string]map[string]fileStamp // folder source → file → stamp at its last poll
 
 	resolveMu  sync.Mutex
-	unresolved map[int64]string // report → note of an overdue alert whose Resolve failed; retried by RunDue
+	unresolved map[int64]pendingClear // report → an overdue alert whose Resolve failed; retried by RunDue
 }
 
 type metrics struct {
