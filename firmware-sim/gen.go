@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -349,8 +348,10 @@ func (s *simDevice) detection(now time.Time) message {
 	w.nums("box", []float64{round(x0, 4), round(y0, 4), round(x0+bw, 4), round(y0+bh, 4)}, 4)
 	w.num("pan_deg", round(pan, 2), 2)
 	w.num("tilt_deg", round(-2+s.rng.NormFloat64(), 2), 2)
-	w.num("hfov_deg", hfov, 1)
-	w.str("track_id", fmt.Sprintf("%s-%d", s.dev.ID, s.track))
+	w.num("hfov_deg", hfov, -1) // full precision: a narrow zoom (< 0.05°) must not print as 0.0
+	// The topic names the camera already; "<device id>-<n>" would pass the
+	// 64-byte track_id limit for device ids of 63–64 characters.
+	w.str("track_id", "t-"+strconv.Itoa(s.track))
 	return message{s.topic(ingest.KindDetection), w.done()}
 }
 

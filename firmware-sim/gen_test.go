@@ -111,6 +111,45 @@ func TestGeneratedPayloadsDecode(t *testing.T) {
 	}
 }
 
+// TestDetectionEdgeCameras: a camera whose id uses the whole 63–64 bytes the
+// protocol allows, or whose registered hfov is a narrow zoom, still produces
+// detections the gateway accepts, with the hfov exactly as registered and a
+// track_id within its 64 bytes.
+func TestDetectionEdgeCameras(t *testing.T) {
+	now := time.Date(2025, 4, 2, 6, 0, 0, 0, time.UTC)
+	cases := []struct {
+		id   string
+		hfov float64
+	}{
+		{strings.Repeat("c", 64), 58},
+		{"cam-" + strings.Repeat("9", 59), 58}, // 63 bytes
+		{"cam-tele", 0.04},                     // printed with one decimal this was 0.0
+		{"cam-tele2", 0.001},
+		{strings.Repeat("z", 64), 0.049},
+		{"cam-wide", 180},
+		{"cam-odd", 33.3333333333},
+	}
+	for i, tc := range cases {
+		pan, hfov := 10.0, tc.hfov
+		d := registry.Device{ID: tc.id, Class: ingest.ClassCamera, Name: "edge", Lat: 31.5, Lon: 107, PanDeg: &pan, HFOVDeg: &hfov}
+		if _, err := (registry.Input{ID: d.ID, Class: string(d.Class), Name: d.Name, Lat: &d.Lat, Lon: &d.Lon,
+			PanDeg: d.PanDeg, HFOVDeg: d.HFOVDeg}).Device(time.Minute); err != nil {
+			t.Fatalf("%s: the registry refuses the fixture: %v", tc.id, err)
+		}
+		sd := newSimDevice(d, "fire", uint64(i), now)
+		sd.track = 1_000_000_000 // a long-running camera
+		for range 3 {
+			r := decodeOK(t, sd.detection(now), now)
+			if got, _ := r.Float("hfov_deg"); got != tc.hfov {
+				t.Errorf("%s: hfov_deg %v, want %v", tc.id, got, tc.hfov)
+			}
+			if id, ok := r.String("track_id"); !ok || id == "" || len(id) > 64 {
+				t.Errorf("%s: track_id %q (%d bytes)", tc.id, id, len(id))
+			}
+		}
+	}
+}
+
 // TestMalformedRejected checks that every malformed variant is refused by the
 // gateway's decoder with the reason it was built to trigger.
 func TestMalformedRejected(t *testing.T) {

@@ -54,6 +54,8 @@ type App struct {
 	consumer *ingest.Consumer // external-broker mode
 	guard    Guard
 	panics   prometheus.Counter // lookout_http_panics_total (web.Recover)
+	// camera snapshot files: age and size limits (ingest.snapshot_keep, snapshot_max_bytes)
+	snapshots *ingest.SnapshotPruner
 
 	// --- geo ---
 	geoLayers *geo.Layers // forests, zones, masks; swapped atomically by PUT /api/v1/geo/{layer}
@@ -127,12 +129,12 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	a.devices.SetLocator(a.geoLayers.TagPoint)
 	// A new forest or zone layer re-derives every device's zone and forest.
 	a.geoLayers.OnReplace(func(string) { a.devices.SetLocator(a.geoLayers.TagPoint) })
-	if cfg.Registry.Seed != "" {
-		n, err := a.devices.ImportFile(ctx, cfg.Registry.Seed)
+	if cfg.Registry.Seed != "" { // initial data: creates missing devices, never reverts edits or deletions
+		n, err := a.devices.SeedFile(ctx, cfg.Registry.Seed)
 		if err != nil {
 			return a, fmt.Errorf("registry seed: %w", err)
 		}
-		log.Info("device registry seeded", "file", cfg.Registry.Seed, "devices", n)
+		log.Info("device registry seeded", "file", cfg.Registry.Seed, "created", n, "devices", a.devices.Len())
 	}
 
 	// --- hotspots ---
@@ -164,10 +166,11 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		Appender:    a.spool,
 		Encode:      tsdb.EncodeReading,
 		Clock:       a.clk,
-		SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		SnapshotDir: a.snapshotDir(),
 		Log:         log.With("component", "ingest"),
 		Registerer:  a.reg,
 	}
+	a.snapshots = ingest.NewSnapshotPruner(a.snapshotDir(), cfg.Ingest, a.reg)
 	// --- geo tagger / alerting observer are added to deps here ---
 	deps.Tagger = geoTagger{a.geoLayers}
 	deps.Observers = append(deps.Observers, a.alerts)
@@ -304,6 +307,10 @@ func (a *App) Run(ctx context.Context) error {
 		goRun("mqtt consumer", a.consumer.Run)
 	}
 	goRun("rate log", a.rateLog)
+	goRun("snapshot pruning", func(ctx context.Context) error {
+		a.snapshots.Run(ctx, 10*time.Minute, a.clk.Now, func(err error) { a.log.Warn("snapshots", "err", err) })
+		return nil
+	})
 	close(a.started)
 
 	var runErr error
@@ -384,6 +391,9 @@ func (a *App) ready() []readiness {
 		Note: fmt.Sprintf("%s; spool %d bytes unsent", redact.URL(a.cfg.Influx.URL), st.Bytes)})
 	return rs
 }
+
+// snapshotDir is where camera snapshots are written (and pruned).
+func (a *App) snapshotDir() string { return filepath.Join(a.cfg.DataDir, "snapshots") }
 
 // rateLog prints one line every 10 s with what flowed, so an operator watching
 // `make run` sees readings arrive.

@@ -16,11 +16,13 @@ type Limits struct {
 
 // Config is the "ingest" section.
 type Config struct {
-	Limits      `yaml:",inline"`
-	QueueSize   int    `yaml:"queue_size"`   // messages between MQTT handler and the pipeline (external broker)
-	BatchSize   int    `yaml:"batch_size"`   // readings appended to the spool per write
-	DeadLetter  bool   `yaml:"dead_letter"`  // publish rejects to fire/deadletter/{reason}
-	TopicPrefix string `yaml:"topic_prefix"` // first topic level, "fire"
+	Limits           `yaml:",inline"`
+	QueueSize        int           `yaml:"queue_size"`         // messages between MQTT handler and the pipeline (external broker)
+	BatchSize        int           `yaml:"batch_size"`         // readings appended to the spool per write
+	DeadLetter       bool          `yaml:"dead_letter"`        // publish rejects to fire/deadletter/{reason}
+	TopicPrefix      string        `yaml:"topic_prefix"`       // first topic level, "fire"
+	SnapshotKeep     time.Duration `yaml:"snapshot_keep"`      // camera snapshot files (data_dir/snapshots) older than this are deleted
+	SnapshotMaxBytes int64         `yaml:"snapshot_max_bytes"` // and the oldest while all of them take more than this
 }
 
 // DefaultConfig returns the documented defaults.
@@ -28,6 +30,7 @@ func DefaultConfig() Config {
 	return Config{
 		Limits:    Limits{MaxPayload: 256 << 10, MaxSnapshot: 160 << 10, MaxFuture: 5 * time.Minute, MaxPast: 7 * 24 * time.Hour},
 		QueueSize: 4096, BatchSize: 512, DeadLetter: true, TopicPrefix: "fire",
+		SnapshotKeep: 30 * 24 * time.Hour, SnapshotMaxBytes: 4 << 30,
 	}
 }
 
@@ -46,6 +49,10 @@ func (c Config) Validate() error {
 		return errors.New("queue_size: must be >= 1")
 	case c.BatchSize < 1:
 		return errors.New("batch_size: must be >= 1")
+	case c.SnapshotKeep <= 0:
+		return errors.New("snapshot_keep: must be > 0")
+	case c.SnapshotMaxBytes < int64(c.MaxSnapshot):
+		return errors.New("snapshot_max_bytes: must hold at least one snapshot (max_snapshot)")
 	case c.TopicPrefix == "":
 		return errors.New("topic_prefix: must be set")
 	case strings.ContainsAny(c.TopicPrefix, "/+#\x00"):

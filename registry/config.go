@@ -10,7 +10,7 @@ import (
 
 // Config is the "registry" section.
 type Config struct {
-	Seed            string        `yaml:"seed"`                                          // devices file (YAML or CSV) imported at start; "" = none
+	Seed            string        `yaml:"seed"`                                          // devices file (YAML or CSV) whose missing devices are created at start (edits and deletions made since stand); "" = none
 	UnknownDevices  string        `yaml:"unknown_devices" env:"LOOKOUT_UNKNOWN_DEVICES"` // "reject" or "register"
 	OfflineAfter    int           `yaml:"offline_after"`                                 // missed intervals before offline (late after 1)
 	DefaultInterval time.Duration `yaml:"default_interval"`                              // expected heartbeat interval when a device has none

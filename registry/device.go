@@ -46,16 +46,30 @@ func validState(s string) bool {
 // Device is one registered field device: what it is and where it stands
 // (static, edited by people) plus its health (updated by every message).
 type Device struct {
-	ID        string        `json:"id"`
-	Class     ingest.Class  `json:"class"`
-	Name      string        `json:"name"`
-	Lat       float64       `json:"lat"`
-	Lon       float64       `json:"lon"`
-	Zone      string        `json:"zone"`   // innermost responsibility zone id ("" = unknown)
-	Forest    string        `json:"forest"` // forest compartment id when inside one
-	Installed time.Time     `json:"installed,omitzero"`
-	Interval  time.Duration `json:"-"` // expected heartbeat interval; JSON carries interval_s
-	Firmware  string        `json:"firmware"`
+	ID    string       `json:"id"`
+	Class ingest.Class `json:"class"`
+	Name  string       `json:"name"`
+	Lat   float64      `json:"lat"`
+	Lon   float64      `json:"lon"`
+	// Zone is the responsibility zone in effect: the innermost zone of the geo
+	// layer containing the position, else ConfiguredZone ("" = unknown).
+	// Readings, health and the 叫应 chain use it. The registry derives it on
+	// every write and layer swap; on Create, Update and Upsert it is read only
+	// as the configured zone when ConfiguredZone is empty (see ConfiguredZone).
+	Zone string `json:"zone"`
+	// ConfiguredZone is the zone set through the API or a devices file (their
+	// "zone" key), kept apart from the derived Zone so it is the fallback
+	// whenever the geo layer finds no zone at the position. On Create, Update
+	// and Upsert it is the configured zone; when empty, Zone is taken instead
+	// (a Device built in code may set either), unless Zone is just the zone
+	// the registry derived for a device with no configured zone (so a Device
+	// read back with Get and written again keeps its configured zone, or its
+	// lack of one). Clear both to remove it.
+	ConfiguredZone string        `json:"configured_zone"`
+	Forest         string        `json:"forest"` // forest compartment id when inside one
+	Installed      time.Time     `json:"installed,omitzero"`
+	Interval       time.Duration `json:"-"` // expected heartbeat interval; JSON carries interval_s
+	Firmware       string        `json:"firmware"`
 	// Camera extras: where video pulls the stream from, and the fixed view of a
 	// non-PTZ camera (a PTZ camera reports pan/hfov with each detection).
 	RTSPURL string   `json:"rtsp_url,omitempty"`
@@ -120,7 +134,8 @@ func (in Input) Device(defInterval time.Duration) (Device, error) {
 		return Device{}, fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalidDevice)
 	}
 	d := Device{ID: strings.TrimSpace(in.ID), Class: ingest.Class(strings.TrimSpace(in.Class)),
-		Name: strings.TrimSpace(in.Name), Zone: strings.TrimSpace(in.Zone), Forest: strings.TrimSpace(in.Forest),
+		Name: strings.TrimSpace(in.Name), Zone: strings.TrimSpace(in.Zone), ConfiguredZone: strings.TrimSpace(in.Zone),
+		Forest:   strings.TrimSpace(in.Forest),
 		Firmware: strings.TrimSpace(in.Firmware), RTSPURL: strings.TrimSpace(in.RTSPURL), State: StateNever}
 	switch {
 	case d.ID == "":

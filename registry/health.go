@@ -22,6 +22,24 @@ import (
 // offline at the first check for the time the gateway itself was down (the
 // persistent MQTT session delivers what it queued meanwhile). Devices stored
 // as late or offline keep that state until they speak.
+//
+// Wall-clock steps: the registry's clock is the wall clock (clock.Real is UTC,
+// without a monotonic reading), so NTP or an operator can step it. A check
+// that comes more than jumpFactor check intervals after the previous one is
+// taken for a forward step (or a suspended process) and handled like a
+// restart: silence is counted from that check, so a step does not mark every
+// device offline at once. A last seen (or start) ahead of now, left by a
+// backward step, is moved back to now, so the device still goes late after
+// its allowance instead of staying online until the clock catches up.
+
+// jumpFactor times cfg.CheckEvery is the gap between two checks past which
+// RunDue treats the clock as having jumped forward.
+const jumpFactor = 10
+
+// clockSlack is how far a last seen may be ahead of a check's now before it is
+// rewritten: a message admitted while the check runs is normally a few
+// microseconds ahead, and is not worth a write.
+const clockSlack = time.Second
 
 // tolerance is the slack on top of each interval before a heartbeat counts as missed.
 func tolerance(iv time.Duration) time.Duration { return iv / 10 }
@@ -55,11 +73,15 @@ func rank(state string) int {
 // to the health sink and as "device.<state>" events), flushes changed health
 // to SQLite in one transaction and refreshes the gauges. A failed flush keeps
 // the rows dirty for the next call and returns the error.
+//
+// RunDue also follows wall-clock steps (see "Wall-clock steps" above): it
+// expects to be called every cfg.CheckEvery, as Run does.
 func (g *Registry) RunDue(ctx context.Context, now time.Time) error {
 	g.mu.RLock()
 	list := g.entriesLocked()
 	sink := g.sink
 	g.mu.RUnlock()
+	start := g.clockStep(now)
 
 	var evs []HealthEvent
 	for _, e := range list {
@@ -69,10 +91,16 @@ func (g *Registry) RunDue(ctx context.Context, now time.Time) error {
 				To: StateOnline, At: e.pendingAt, LastSeen: e.lastSeen})
 			e.pending = false
 		}
+		if e.lastSeen.After(now.Add(clockSlack)) { // the clock stepped back: heard now, not in the future
+			e.lastSeen, e.dirty = now, true
+		}
 		if e.state == StateOnline || e.state == StateLate {
 			ref := e.lastSeen
-			if ref.Before(g.start) {
-				ref = g.start
+			if ref.Before(start) {
+				ref = start
+			}
+			if ref.After(now) {
+				ref = now
 			}
 			if to := g.classify(now.Sub(ref), e.d.Interval); rank(to) > rank(e.state) {
 				evs = append(evs, HealthEvent{DeviceID: e.d.ID, Class: e.d.Class, Zone: e.d.Zone, From: e.state,
@@ -96,6 +124,26 @@ func (g *Registry) RunDue(ctx context.Context, now time.Time) error {
 	err := g.flush(ctx, now)
 	g.updateGauges()
 	return err
+}
+
+// clockStep records now as the latest check and returns the restart-grace
+// reference for it: moved to now when the clock jumped forward since the
+// previous check (more than jumpFactor check intervals) and when a backward
+// step left it ahead of now.
+func (g *Registry) clockStep(now time.Time) time.Time {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	prev := g.lastCheck
+	g.lastCheck = now
+	if gap := now.Sub(prev); !prev.IsZero() && gap > jumpFactor*g.cfg.CheckEvery {
+		g.log.Warn("registry: clock jumped forward (or the gateway was suspended); device silence counted from now, as after a restart",
+			"gap", gap.Round(time.Second), "check_every", g.cfg.CheckEvery)
+		g.start = now
+	}
+	if g.start.After(now) {
+		g.start = now
+	}
+	return g.start
 }
 
 // Flush writes changed health to SQLite now (RunDue does it on every step;

@@ -100,10 +100,14 @@ type Registry struct {
 	wmu      sync.Mutex
 	watchers []func(Change)
 
-	// start is when this registry was opened: the restart grace measures a
-	// device's silence from max(last seen, start), see RunDue.
-	start time.Time
-	m     metrics
+	// hmu guards RunDue's clock bookkeeping. start is when this registry was
+	// opened, or when RunDue last saw the clock jump forward: the restart
+	// grace measures a device's silence from max(last seen, start). lastCheck
+	// is the previous RunDue's now (zero before the first). See RunDue.
+	hmu       sync.Mutex
+	start     time.Time
+	lastCheck time.Time
+	m         metrics
 }
 
 type metrics struct {
@@ -187,8 +191,9 @@ func Open(ctx context.Context, db *sql.DB, cfg Config, clk clock.Clock, pub even
 
 // SetLocator installs the geo lookup and re-locates every positioned device
 // at once (call it again after a layer swap). The locator's zone wins when it
-// finds one; otherwise an explicitly configured zone is kept. Its forest
-// always wins ("" = not inside a forest).
+// finds one; otherwise the device's configured zone applies ("" when none was
+// configured), never a zone derived from an earlier layer. Its forest always
+// wins ("" = not inside a forest).
 func (g *Registry) SetLocator(f Locator) {
 	g.mu.Lock()
 	g.locator = f
@@ -206,8 +211,12 @@ func (g *Registry) SetLocator(f Locator) {
 		}
 		zone, forest := f(lat, lon)
 		e.mu.Lock()
-		if zone != "" && zone != e.d.Zone {
-			e.d.Zone, e.dirty = zone, true
+		if e.d.Lat != lat || e.d.Lon != lon { // moved meanwhile: its edit located it
+			e.mu.Unlock()
+			continue
+		}
+		if z := effectiveZone(zone, e.d.ConfiguredZone); z != e.d.Zone {
+			e.d.Zone, e.dirty = z, true
 		}
 		if forest != e.d.Forest {
 			e.d.Forest, e.dirty = forest, true
@@ -216,8 +225,19 @@ func (g *Registry) SetLocator(f Locator) {
 	}
 }
 
-// locate applies the locator to a device about to be stored.
+// effectiveZone is the zone a device is in: the one the locator found, else
+// the configured one.
+func effectiveZone(located, configured string) string {
+	if located != "" {
+		return located
+	}
+	return configured
+}
+
+// locate applies the locator to a device about to be stored: d.Zone becomes
+// the zone in effect (located, else d.ConfiguredZone).
 func (g *Registry) locate(d *Device) {
+	d.Zone = d.ConfiguredZone
 	g.mu.RLock()
 	f := g.locator
 	g.mu.RUnlock()
@@ -225,9 +245,7 @@ func (g *Registry) locate(d *Device) {
 		return
 	}
 	zone, forest := f(d.Lat, d.Lon)
-	if zone != "" {
-		d.Zone = zone
-	}
+	d.Zone = effectiveZone(zone, d.ConfiguredZone)
 	d.Forest = forest
 }
 
@@ -474,7 +492,8 @@ func (g *Registry) insertLocked(ctx context.Context, d Device) error {
 	return nil
 }
 
-// Delete removes a device; ErrDeviceNotFound when it does not exist.
+// Delete removes a device; ErrDeviceNotFound when it does not exist. The id
+// is remembered so the start-up seed (SeedFile) does not re-create it.
 func (g *Registry) Delete(ctx context.Context, id string) error {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
@@ -482,8 +501,8 @@ func (g *Registry) Delete(ctx context.Context, id string) error {
 	if e == nil {
 		return fmt.Errorf("%s: %w", id, ErrDeviceNotFound)
 	}
-	if _, err := g.db.ExecContext(ctx, `DELETE FROM registry_devices WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("registry: delete %s: %w", id, err)
+	if err := deleteDevice(ctx, g.db, id, g.clk.Now()); err != nil {
+		return err
 	}
 	g.mu.Lock()
 	if _, ok := g.devs.LoadAndDelete(id); ok {
@@ -495,21 +514,38 @@ func (g *Registry) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// normalize applies the default interval, re-validates a Device built in
-// code (Input.Device validates API and seed input), so Create/Update cannot
-// store what the API would refuse, and tags it with its zone and forest.
+// normalize applies the default interval, takes the configured zone
+// (ConfiguredZone, else Zone unless derivedOnly), re-validates a Device built in code
+// (Input.Device validates API and seed input), so Create/Update cannot store
+// what the API would refuse, and tags it with its zone and forest.
 func (g *Registry) normalize(d Device) (Device, error) {
 	if d.Interval == 0 {
 		d.Interval = g.cfg.DefaultInterval
 	}
+	if d.ConfiguredZone == "" && d.Zone != "" && !g.derivedOnly(d.ID, d.Zone) {
+		d.ConfiguredZone = d.Zone
+	}
 	lat, lon, s := d.Lat, d.Lon, d.Interval.Seconds()
 	in := Input{ID: d.ID, Class: string(d.Class), Name: d.Name, Lat: &lat, Lon: &lon, RTSPURL: d.RTSPURL,
-		PanDeg: d.PanDeg, HFOVDeg: d.HFOVDeg, IntervalS: &s, Zone: d.Zone, Forest: d.Forest, Firmware: d.Firmware}
+		PanDeg: d.PanDeg, HFOVDeg: d.HFOVDeg, IntervalS: &s, Zone: d.ConfiguredZone, Forest: d.Forest, Firmware: d.Firmware}
 	if _, err := in.Device(g.cfg.DefaultInterval); err != nil {
 		return d, err
 	}
 	g.locate(&d)
 	return d, nil
+}
+
+// derivedOnly reports whether zone is merely the zone the registry derived
+// for the registered device id, which has no configured zone: a Device read
+// back with Get and written again must not turn it into a configured one.
+func (g *Registry) derivedOnly(id, zone string) bool {
+	e := g.lookup(id)
+	if e == nil {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.d.ConfiguredZone == "" && e.d.Zone == zone
 }
 
 func stripHealth(d Device) Device {

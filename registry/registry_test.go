@@ -2,11 +2,14 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -139,9 +142,13 @@ func TestStateTransitions(t *testing.T) {
 			{at: time.Hour, state: StateOffline, events: []string{"d:online>offline"}},
 		}},
 	}
+	// The steps are checks at irregular times up to an hour apart; check_every
+	// says so, so that no gap between them reads as a wall-clock jump.
+	cfg := DefaultConfig()
+	cfg.CheckEvery = time.Hour
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, DefaultConfig())
+			e := newEnv(t, cfg)
 			mustCreate(t, e.g, "d", ingest.ClassSmoke, iv)
 			for i, s := range tc.steps {
 				e.clk.Set(t0.Add(s.at))
@@ -346,9 +353,148 @@ func TestSetLocator(t *testing.T) {
 	}
 }
 
+// A zone derived from one zones layer must not outlive it: when a new layer
+// finds no zone at the device's position, the configured zone applies again
+// (or none), never the old layer's zone. The configured zone survives a
+// restart, and readings, health events and the API follow the zone in effect.
+func TestLocatorFallsBackToConfiguredZone(t *testing.T) {
+	layer := func(zone string) Locator { return func(lat, lon float64) (string, string) { return zone, "" } }
+	cases := []struct {
+		name       string
+		configured string
+		layers     []string // zone each successive layer finds at the device
+		want       string   // zone in effect after the last layer
+	}{
+		{"configured, then outside the new layer", "manual", []string{"old-grid", ""}, "manual"},
+		{"unconfigured, then outside the new layer", "", []string{"old-grid", ""}, ""},
+		{"configured, moved to another grid", "manual", []string{"old-grid", "new-grid"}, "new-grid"},
+		{"unconfigured, inside the new layer", "", []string{"old-grid", "new-grid"}, "new-grid"},
+		{"configured, back inside after a gap", "manual", []string{"old-grid", "", "old-grid"}, "old-grid"},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, DefaultConfig())
+			if err := e.g.Create(ctx, Device{ID: "s1", Class: ingest.ClassSmoke, Name: "ridge", Lat: 31.5, Lon: 107,
+				Zone: tc.configured, Interval: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			for _, z := range tc.layers {
+				e.g.SetLocator(layer(z)) // as after each PUT /api/v1/geo/zones
+			}
+			check := func(step string) {
+				t.Helper()
+				d, _ := e.g.Get("s1")
+				if d.Zone != tc.want || d.ConfiguredZone != tc.configured {
+					t.Fatalf("%s: zone %q configured %q, want %q and %q", step, d.Zone, d.ConfiguredZone, tc.want, tc.configured)
+				}
+			}
+			check("after the layers")
+			r := reading("s1", ingest.ClassSmoke, t0)
+			if err := e.g.Admit(r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Zone != tc.want {
+				t.Fatalf("reading tagged with zone %q, want %q", r.Zone, tc.want)
+			}
+			if err := e.g.RunDue(ctx, t0.Add(time.Hour)); err != nil { // never>online, online>offline
+				t.Fatal(err)
+			}
+			e.mu.Lock()
+			for _, ev := range e.health {
+				if ev.Zone != tc.want {
+					t.Errorf("health event %s>%s zone %q, want %q", ev.From, ev.To, ev.Zone, tc.want)
+				}
+			}
+			e.mu.Unlock()
+			// A device read back and written again keeps its configured zone
+			// (or its lack of one): the derived zone is not pinned.
+			d, _ := e.g.Get("s1")
+			d.Name = "renamed"
+			if err := e.g.Update(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			check("after Get and Update")
+			e.g.SetLocator(layer(""))
+			if d, _ := e.g.Get("s1"); d.Zone != tc.configured {
+				t.Fatalf("outside every zone after Get and Update: zone %q, want the configured %q", d.Zone, tc.configured)
+			}
+			e.g.SetLocator(layer(tc.layers[len(tc.layers)-1]))
+			check("after Get, Update and two more layers")
+			// Restart: both are persisted; the last layer re-derives the same.
+			e.open(t, DefaultConfig())
+			check("after reopen")
+			e.g.SetLocator(layer(tc.layers[len(tc.layers)-1]))
+			check("after reopen and relocate")
+		})
+	}
+}
+
+// The API shows the zone in effect as "zone" and the configured one as
+// "configured_zone"; a client writes "zone", which sets the configured one.
+func TestHTTPZoneFields(t *testing.T) {
+	e := newEnv(t, DefaultConfig())
+	e.g.SetLocator(func(lat, lon float64) (string, string) {
+		if lon > 107 {
+			return "grid-east", ""
+		}
+		return "", ""
+	})
+	srv := server(t, e.g)
+	steps := []struct {
+		method, path, body string
+		zone, configured   string
+	}{
+		{"POST", "/api/v1/devices", `{"id":"smk-1","class":"smoke","name":"n","lat":31.5,"lon":107.5,"zone":"vil-1"}`, "grid-east", "vil-1"},
+		{"PUT", "/api/v1/devices/smk-1", `{"class":"smoke","name":"n","lat":31.5,"lon":106.5,"zone":"vil-1"}`, "vil-1", "vil-1"},
+		{"PUT", "/api/v1/devices/smk-1", `{"class":"smoke","name":"n","lat":31.5,"lon":106.5}`, "", ""},
+		{"GET", "/api/v1/devices/smk-1", "", "", ""},
+	}
+	for i, s := range steps {
+		code, body := do(t, srv, s.method, s.path, s.body)
+		var d struct {
+			Zone       *string `json:"zone"`
+			Configured *string `json:"configured_zone"`
+		}
+		if code/100 != 2 || json.Unmarshal(body, &d) != nil || d.Zone == nil || d.Configured == nil ||
+			*d.Zone != s.zone || *d.Configured != s.configured {
+			t.Fatalf("step %d %s %s: %d %s, want zone %q configured_zone %q", i, s.method, s.path, code, body, s.zone, s.configured)
+		}
+	}
+}
+
+// A database from before configured_zone existed keeps its stored zone as
+// the configured one (the best it knows).
+func TestMigrateConfiguredZone(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := store.Migrate(ctx, db, "registry", schema[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO registry_devices (id, class, name, lat, lon, zone, interval_ms, updated)
+		VALUES ('old-1', 'smoke', 'old', 20, 107, 'manual', 60000, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(ctx, db, DefaultConfig(), clock.NewFake(t0), nil, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetLocator(func(lat, lon float64) (string, string) { return "", "" })
+	if d, _ := g.Get("old-1"); d.Zone != "manual" || d.ConfiguredZone != "manual" {
+		t.Fatalf("migrated device: zone %q configured %q", d.Zone, d.ConfiguredZone)
+	}
+}
+
 func TestPersistenceAndRestartGrace(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.CheckEvery = time.Minute // the checks below come 2 min apart: not a clock jump
+	e := newEnv(t, cfg)
 	mustCreate(t, e.g, "on", ingest.ClassSmoke, time.Minute)
 	mustCreate(t, e.g, "off", ingest.ClassSmoke, time.Minute)
 	mustCreate(t, e.g, "nv", ingest.ClassSmoke, time.Minute)
@@ -368,7 +514,7 @@ func TestPersistenceAndRestartGrace(t *testing.T) {
 
 	// The gateway is down for two hours, then restarts.
 	e.clk.Set(t0.Add(3 * time.Hour))
-	e.open(t, DefaultConfig())
+	e.open(t, cfg)
 	want := map[string]string{"on": StateOnline, "off": StateOffline, "nv": StateNever}
 	for id, st := range want {
 		d, ok := e.g.Get(id)
@@ -395,6 +541,128 @@ func TestPersistenceAndRestartGrace(t *testing.T) {
 	}
 	if got := strings.Join(e.take(), ","); got != "on:online>late,on:late>offline" {
 		t.Fatalf("events after restart grace: %s", got)
+	}
+}
+
+// The registry's clock is the wall clock, which NTP or an operator can step.
+// A backward step must not leave a device online until the clock catches up
+// with a last seen in the future; a forward step must not mark every device
+// offline at once (it is handled like a restart: silence counts from the step).
+// Checks run every check_every (5 s), as Run does, around one step.
+func TestClockSteps(t *testing.T) {
+	const iv = time.Minute // late after 66 s of silence, offline after 186 s
+	type check struct {
+		at     time.Duration // check time, since the step
+		events []string
+	}
+	cases := []struct {
+		name   string
+		step   time.Duration // the clock moves by this at the step, 1 min after both devices spoke
+		checks []check
+	}{
+		{"backward one hour", -time.Hour, []check{
+			{at: 0},
+			{at: 60 * time.Second},
+			{at: 70 * time.Second, events: []string{"quiet:online>late"}},
+			{at: 190 * time.Second, events: []string{"quiet:late>offline"}},
+		}},
+		{"forward two hours", 2 * time.Hour, []check{
+			{at: 0}, // before the fix: quiet and talker online>offline at once
+			{at: 60 * time.Second},
+			{at: 70 * time.Second, events: []string{"quiet:online>late"}},
+			{at: 190 * time.Second, events: []string{"quiet:late>offline"}},
+		}},
+		{"forward within the check gap", 40 * time.Second, []check{ // a 40 s gap is a late tick, not a jump
+			{at: 0, events: []string{"quiet:online>late"}}, // silent for 100 s
+			{at: 90 * time.Second, events: []string{"quiet:late>offline"}},
+		}},
+	}
+	const every = 5 * time.Second
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, DefaultConfig()) // check_every 5 s
+			mustCreate(t, e.g, "quiet", ingest.ClassSmoke, iv)
+			mustCreate(t, e.g, "talker", ingest.ClassSmoke, iv)
+			// Before the step: both speak at t0, checks every 5 s for a minute.
+			for at := time.Duration(0); at <= time.Minute; at += every {
+				now := t0.Add(at)
+				if at == 0 {
+					for _, id := range []string{"quiet", "talker"} {
+						if err := e.g.Admit(reading(id, ingest.ClassSmoke, now)); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := e.g.RunDue(ctx, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := sorted(e.take()); got != "quiet:never>online,talker:never>online" {
+				t.Fatalf("before the step: %s", got)
+			}
+			// The step, then checks every 5 s; talker speaks every 30 s.
+			stepAt := t0.Add(time.Minute + tc.step)
+			last := tc.checks[len(tc.checks)-1].at
+			want := map[time.Duration][]string{}
+			for _, c := range tc.checks {
+				want[c.at] = c.events
+			}
+			for at := time.Duration(0); at <= last; at += every {
+				now := stepAt.Add(at)
+				e.clk.Set(now)
+				if at%(30*time.Second) == 0 {
+					if err := e.g.Admit(reading("talker", ingest.ClassSmoke, now)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := e.g.RunDue(ctx, now); err != nil {
+					t.Fatal(err)
+				}
+				if got := sorted(e.take()); got != strings.Join(want[at], ",") {
+					t.Fatalf("check %v after the step: events %q, want %q", at, got, want[at])
+				}
+			}
+			if d, _ := e.g.Get("talker"); d.State != StateOnline || d.LastSeen.After(e.clk.Now()) {
+				t.Fatalf("talker: %+v at %v", d, e.clk.Now())
+			}
+			if d, _ := e.g.Get("quiet"); d.LastSeen.After(e.clk.Now()) {
+				t.Fatalf("quiet: last seen %v ahead of now %v", d.LastSeen, e.clk.Now())
+			}
+		})
+	}
+}
+
+func sorted(evs []string) string {
+	slices.Sort(evs)
+	return strings.Join(evs, ",")
+}
+
+// A restart while the clock is behind the registry's last run (last seen and
+// the restart itself ahead of the first checks): devices still go late after
+// their allowance, counted from the first check.
+func TestClockBehindAtRestart(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, DefaultConfig())
+	mustCreate(t, e.g, "d", ingest.ClassSmoke, time.Minute)
+	e.clk.Set(t0.Add(time.Hour))
+	if err := e.g.Admit(reading("d", ingest.ClassSmoke, e.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.RunDue(ctx, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.take()
+	e.open(t, DefaultConfig()) // restarted at t0+1h; then the clock is stepped back to t0
+	var got []string
+	for at := time.Duration(0); at <= 70*time.Second; at += 5 * time.Second {
+		if err := e.g.RunDue(ctx, t0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.take()...)
+	}
+	if strings.Join(got, ",") != "d:online>late" {
+		t.Fatalf("events %v, want d:online>late", got)
 	}
 }
 
@@ -507,6 +775,109 @@ func TestImport(t *testing.T) {
 			t.Fatalf("re-import: %+v", c)
 		}
 	})
+}
+
+// Spreadsheet programs save "CSV UTF-8" with a byte order mark, and some quote
+// every field: the header must be read either way.
+func TestParseCSVByteOrderMark(t *testing.T) {
+	const row = "elec-t1,elec,Test elec monitor,31.45,106.98\n"
+	cases := []struct{ name, header string }{
+		{"plain", "id,class,name,lat,lon\n"},
+		{"BOM", "\ufeffid,class,name,lat,lon\n"},
+		{"BOM, quoted header", "\ufeff\"id\",\"class\",\"name\",\"lat\",\"lon\"\n"},
+		{"BOM, quoted header and row", "\ufeff\"id\",\"class\",\"name\",\"lat\",\"lon\"\n\"elec-t0\",\"elec\",\"x\",\"31\",\"107\"\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			devs, err := ParseCSV([]byte(tc.header+row), "bom.csv", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if last := devs[len(devs)-1]; last.ID != "elec-t1" || last.Class != ingest.ClassElec || last.Lat != 31.45 {
+				t.Fatalf("devices %+v", devs)
+			}
+		})
+	}
+	// Only a leading mark is skipped: one inside the header is still an unknown column.
+	if _, err := ParseCSV([]byte("id,\ufeffclass,name,lat,lon\n"+row), "bom.csv", time.Minute); !errors.Is(err, ErrBadSeed) {
+		t.Fatalf("inner BOM: err %v, want ErrBadSeed", err)
+	}
+}
+
+// The start-up seed is initial data: across restarts it creates only what is
+// missing, so edits made through the API stay and deleted devices stay
+// deleted. The explicit import (ImportFile) still upserts.
+func TestSeedFileCreatesOnlyMissing(t *testing.T) {
+	ctx := context.Background()
+	const seed = "testdata/good.yaml" // smoke-t1 and cam-t1
+	e := newEnv(t, DefaultConfig())
+	if n, err := e.g.SeedFile(ctx, seed); err != nil || n != 2 {
+		t.Fatalf("first seed: n=%d err=%v", n, err)
+	}
+	cam, _ := e.g.Get("cam-t1")
+	cam.Name, cam.Lat, cam.Interval = "renamed tower", 31.6, 45*time.Second
+	if err := e.g.Update(ctx, cam); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.Delete(ctx, "smoke-t1"); err != nil {
+		t.Fatal(err)
+	}
+	wantEdit := func(step string) {
+		t.Helper()
+		c, ok := e.g.Get("cam-t1")
+		if !ok || c.Name != "renamed tower" || c.Lat != 31.6 || c.Interval != 45*time.Second || c.ConfiguredZone != "grid-x" {
+			t.Fatalf("%s: cam-t1 = %+v, %v (edit reverted)", step, c, ok)
+		}
+		if _, ok := e.g.Get("smoke-t1"); ok {
+			t.Fatalf("%s: deleted smoke-t1 came back", step)
+		}
+	}
+	for restart := range 2 { // the gateway restarts and seeds again, twice
+		e.open(t, DefaultConfig())
+		if n, err := e.g.SeedFile(ctx, seed); err != nil || n != 0 {
+			t.Fatalf("restart %d: seed created %d, err %v", restart, n, err)
+		}
+		wantEdit(fmt.Sprintf("restart %d", restart))
+	}
+	// A device added to the file later is created at the next start.
+	more := filepath.Join(t.TempDir(), "more.csv")
+	if err := os.WriteFile(more, []byte("id,class,name,lat,lon\nsmoke-t2,smoke,new alarm,31.5,107\nsmoke-t1,smoke,deleted,31.5,107\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.g.SeedFile(ctx, more); err != nil || n != 1 {
+		t.Fatalf("seed with a new device: created %d, err %v", n, err)
+	}
+	if _, ok := e.g.Get("smoke-t2"); !ok {
+		t.Fatal("new seed device not created")
+	}
+	wantEdit("new seed device")
+	// Re-created through the API, a deleted id is an ordinary device again:
+	// deleted once more, it stays deleted; kept, the seed leaves it alone.
+	if err := e.g.Create(ctx, Device{ID: "smoke-t1", Class: ingest.ClassSmoke, Name: "back", Lat: 31.5, Lon: 107}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := e.g.deletedIDs(ctx); err != nil || ids["smoke-t1"] {
+		t.Fatalf("re-created id still remembered as deleted: %v %v", ids, err)
+	}
+	if n, err := e.g.SeedFile(ctx, seed); err != nil || n != 0 {
+		t.Fatalf("seed after re-create: created %d, err %v", n, err)
+	}
+	if d, _ := e.g.Get("smoke-t1"); d.Name != "back" {
+		t.Fatalf("seed replaced the re-created device: %+v", d)
+	}
+	// The explicit import is an upsert: it reverts the edit and re-creates.
+	if err := e.g.Delete(ctx, "smoke-t1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.g.ImportFile(ctx, seed); err != nil || n != 2 {
+		t.Fatalf("import: n=%d err=%v", n, err)
+	}
+	if c, _ := e.g.Get("cam-t1"); c.Name != "Test tower camera" || c.Interval != 30*time.Second {
+		t.Fatalf("import did not replace cam-t1: %+v", c)
+	}
+	if _, ok := e.g.Get("smoke-t1"); !ok {
+		t.Fatal("import did not re-create smoke-t1")
+	}
 }
 
 func TestConcurrentAdmit(t *testing.T) {

@@ -32,21 +32,47 @@ var ErrBadSeed = fmt.Errorf("devices file %w", ErrInvalidDevice)
 // replaced and keep their health. The file is validated as a whole first: any
 // bad row fails the import and nothing is written. Returns the device count.
 func (g *Registry) ImportFile(ctx context.Context, path string) (int, error) {
+	return g.importFile(ctx, path, false)
+}
+
+// SeedFile is the start-up import of registry.seed: the devices file is the
+// registry's initial data, so it creates only the devices that are not
+// registered and were not deleted through the registry (Delete remembers the
+// id; creating it again forgets it). Registered devices keep whatever was
+// edited since, and deleted ones stay deleted across restarts. Validation is
+// as for ImportFile. Returns how many devices were created.
+func (g *Registry) SeedFile(ctx context.Context, path string) (int, error) {
+	return g.importFile(ctx, path, true)
+}
+
+// importFile upserts (ImportFile) or, with seed, creates what is missing (SeedFile).
+func (g *Registry) importFile(ctx context.Context, path string, seed bool) (int, error) {
 	devs, err := ReadFile(path, g.cfg.DefaultInterval)
 	if err != nil {
 		return 0, err
 	}
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
-	for i, d := range devs {
-		if d, err = g.normalize(d); err != nil {
-			return i, fmt.Errorf("registry: import %s: %w", path, err)
-		}
-		if err := g.upsertLocked(ctx, d); err != nil {
-			return i, fmt.Errorf("registry: import %s: %w", path, err)
+	var deleted map[string]bool
+	if seed {
+		if deleted, err = g.deletedIDs(ctx); err != nil {
+			return 0, fmt.Errorf("registry: seed %s: %w", path, err)
 		}
 	}
-	return len(devs), nil
+	n := 0
+	for _, d := range devs {
+		if seed && (deleted[d.ID] || g.lookup(d.ID) != nil) {
+			continue
+		}
+		if d, err = g.normalize(d); err != nil {
+			return n, fmt.Errorf("registry: import %s: %w", path, err)
+		}
+		if err := g.upsertLocked(ctx, d); err != nil {
+			return n, fmt.Errorf("registry: import %s: %w", path, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // ReadFile parses and validates a devices file (YAML or CSV by extension)
@@ -176,9 +202,17 @@ func knownKeys(m *yaml.Node) error {
 	return nil
 }
 
+// utf8BOM is the byte order mark spreadsheet programs put at the start of a
+// "CSV UTF-8" export.
+var utf8BOM = []byte("\ufeff")
+
 // ParseCSV parses a CSV devices file with a header row naming the columns
-// (id, class, name, lat and lon required; any other Input key optional).
+// (id, class, name, lat and lon required; any other Input key optional). A
+// leading UTF-8 byte order mark is skipped.
 func ParseCSV(data []byte, name string, defInterval time.Duration) ([]Device, error) {
+	// Before the reader, not on the parsed header: a BOM in front of a quoted
+	// first field ("\ufeff\"id\"") makes the quote a bare one, a parse error.
+	data = bytes.TrimPrefix(data, utf8BOM)
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.Comment = '#'
 	cr.TrimLeadingSpace = true
@@ -188,7 +222,7 @@ func ParseCSV(data []byte, name string, defInterval time.Duration) ([]Device, er
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		h = strings.ToLower(strings.TrimSpace(h))
 		if !slices.Contains(inputFields, h) {
 			return nil, fmt.Errorf("registry: %s:1: unknown column %q: %w", name, h, ErrBadSeed)
 		}

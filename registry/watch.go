@@ -6,7 +6,7 @@ type ChangeOp string
 // Change operations announced to watchers.
 const (
 	ChangeCreated ChangeOp = "created" // new device (and, in Watch's replay, every existing one)
-	ChangeUpdated ChangeOp = "updated" // static fields replaced (PUT, seed re-import)
+	ChangeUpdated ChangeOp = "updated" // static fields replaced (PUT, ImportFile)
 	ChangeDeleted ChangeOp = "deleted" // removed; Device is as it was before removal
 )
 
@@ -20,7 +20,7 @@ type Change struct {
 
 // Watch registers f and, under the same lock, replays every registered device
 // to it as ChangeCreated; from then on f sees every Create, Update, Upsert,
-// ImportFile row and Delete, in the order they were applied. With the replay
+// ImportFile or SeedFile row and Delete, in the order they were applied. With the replay
 // and the stream under one lock a watcher never misses or reorders an edit.
 //
 // f runs synchronously with the registry's write lock held (so calls never
