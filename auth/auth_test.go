@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -371,5 +372,68 @@ func TestBootstrapAdminOnce(t *testing.T) {
 	es, _ := st.AuditList(ctx, AuditQuery{Action: "user.bootstrap"})
 	if len(es) != 1 || es[0].Actor != "system" {
 		t.Fatalf("%+v", es)
+	}
+}
+
+// Password checks beyond the concurrency bound wait for a slot, and give up
+// when their request ends, instead of each taking 19 MiB at once.
+func TestPasswordChecksAreBounded(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t, clock.NewFake(t0))
+	if err := st.CreateUser(ctx, "root", RoleAdmin, "long enough pw"); err != nil {
+		t.Fatal(err)
+	}
+	if cap(st.hashing) < 2 {
+		t.Fatalf("%d concurrent checks allowed", cap(st.hashing))
+	}
+	for i := 0; i < cap(st.hashing); i++ { // every slot busy
+		st.hashing <- struct{}{}
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := st.CheckPassword(short, "root", "long enough pw"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("check with every slot busy: %v, want the request's deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := st.CheckPassword(ctx, "root", "long enough pw"); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("check ran with every slot busy: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	<-st.hashing // one slot frees
+	if err := <-done; err != nil {
+		t.Fatalf("check after a slot freed: %v", err)
+	}
+	if len(st.hashing) != cap(st.hashing)-1 {
+		t.Fatalf("slots in use %d, want the check's returned", len(st.hashing))
+	}
+}
+
+func TestSourceKey(t *testing.T) {
+	for ip, want := range map[string]string{
+		"192.0.2.7":                 "192.0.2.7",
+		"::ffff:192.0.2.7":          "192.0.2.7",
+		"2001:db8:1:2:aaaa::1":      "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:ffff::9": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":           "2001:db8:1:3::/64",
+		"not an ip":                 "not an ip",
+	} {
+		if got := SourceKey(ip); got != want {
+			t.Errorf("SourceKey(%q) = %q, want %q", ip, got, want)
+		}
+	}
+	// Stepping through addresses of one /64 does not escape the per-IP limit.
+	cfg := DefaultConfig()
+	cfg.LoginPerIPPerMinute = 3
+	l := NewLoginLimiter(cfg)
+	var throttled int
+	for i := 1; i <= 5; i++ {
+		if l.Allow(fmt.Sprintf("2001:db8:1:2::%x", i), "root", t0) != nil {
+			throttled++
+		}
+	}
+	if throttled != 2 {
+		t.Errorf("5 attempts from one /64 with a limit of 3: %d throttled, want 2", throttled)
 	}
 }

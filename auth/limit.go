@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -103,7 +104,7 @@ func NewLoginLimiter(cfg Config) *LoginLimiter {
 
 // Allow is called before checking a password; ErrThrottled means "do not even try".
 func (l *LoginLimiter) Allow(ip, user string, now time.Time) error {
-	if !l.perIP.Allow(ip, now) {
+	if !l.perIP.Allow(SourceKey(ip), now) {
 		return fmt.Errorf("from %s: %w", ip, ErrThrottled)
 	}
 	l.mu.Lock()
@@ -157,4 +158,23 @@ func (l *LoginLimiter) purgeLocked(now time.Time) {
 			delete(l.users, k)
 		}
 	}
+}
+
+// SourceKey is the rate-limit key of a client address: the address itself for
+// IPv4, its /64 for IPv6 — one host usually holds a whole /64 and could
+// otherwise step around a per-address limit by changing addresses.
+func SourceKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

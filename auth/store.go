@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -63,7 +64,15 @@ type Store struct {
 	// dummy is verified against when a user does not exist, so a login for an
 	// unknown name costs the same as a wrong password.
 	dummy string
+	// hashing holds one token per argon2id check in progress: each takes 19 MiB
+	// and a core for tens of milliseconds, so a burst of logins from many
+	// addresses (each under the per-IP limit) waits here instead of taking
+	// the gateway's memory. Overflow policy: wait, until the request ends.
+	hashing chan struct{}
 }
+
+// passwordChecksPerCPU bounds concurrent password checks (see Store.hashing).
+const passwordChecksPerCPU = 2
 
 // OpenStore migrates the auth tables and returns the store.
 func OpenStore(ctx context.Context, db *sql.DB, cfg Config, clk clock.Clock) (*Store, error) {
@@ -74,7 +83,8 @@ func OpenStore(ctx context.Context, db *sql.DB, cfg Config, clk clock.Clock) (*S
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, cfg: cfg, clk: clk, dummy: dummy}, nil
+	return &Store{db: db, cfg: cfg, clk: clk, dummy: dummy,
+		hashing: make(chan struct{}, passwordChecksPerCPU*runtime.GOMAXPROCS(0))}, nil
 }
 
 // User is a person's account (never carries the hash out of the store).
@@ -298,6 +308,12 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 // CheckPassword verifies a login. Unknown users, disabled users and wrong
 // passwords are the same ErrBadCredentials, and cost the same time.
 func (s *Store) CheckPassword(ctx context.Context, name, password string) (User, error) {
+	select {
+	case s.hashing <- struct{}{}:
+		defer func() { <-s.hashing }()
+	case <-ctx.Done():
+		return User{}, fmt.Errorf("auth: check password: %w", ctx.Err())
+	}
 	var hash, role string
 	var dis int
 	err := s.db.QueryRowContext(ctx, `SELECT hash, role, disabled FROM auth_users WHERE name=?`, name).Scan(&hash, &role, &dis)
