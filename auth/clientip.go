@@ -94,6 +94,39 @@ func (tp TrustedProxies) trusted(a netip.Addr) bool {
 	return false
 }
 
+// FromTrustedProxy reports whether r's TCP peer is one of the proxies, so the
+// headers it sets about the original request (X-Forwarded-Host,
+// X-Forwarded-Proto) may be believed.
+func (tp TrustedProxies) FromTrustedProxy(r *http.Request) bool {
+	if len(tp.nets) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	return err == nil && tp.trusted(peer.WithZone("").Unmap())
+}
+
+// Forwarded returns the value a trusted proxy set in header (its last
+// comma-separated element: the one the nearest proxy wrote), or "" when r did
+// not come through a trusted proxy.
+func (tp TrustedProxies) Forwarded(r *http.Request, header string) string {
+	if !tp.FromTrustedProxy(r) {
+		return ""
+	}
+	vs := r.Header.Values(header)
+	if len(vs) == 0 {
+		return ""
+	}
+	v := vs[len(vs)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return strings.TrimSpace(v)
+}
+
 // ClientIP is the address every per-client decision in HTTP uses (login rate
 // limit, audit entries): the TCP peer, unless the peer is a trusted proxy; then
 // X-Forwarded-For (or Forwarded) is walked from the right, skipping trusted

@@ -149,7 +149,7 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 		// too: a form on another site could otherwise log the victim's browser
 		// into the attacker's account (login CSRF). Clients that send no Origin
 		// (devices, scripts) are not affected.
-		if rt.Role == auth.RolePublic && !sameOrigin(r) {
+		if rt.Role == auth.RolePublic && !s.sameOrigin(r) {
 			s.denied.WithLabelValues("cross_origin").Inc()
 			w.Header().Set(RefusedHeader, "cross_origin")
 			web.Error(w, r, errCrossOrigin)
@@ -168,7 +168,7 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 				web.Error(w, r, err)
 				return
 			}
-			if via == "session" && !sameOrigin(r) {
+			if via == "session" && !s.sameOrigin(r) {
 				s.denied.WithLabelValues("cross_origin").Inc()
 				w.Header().Set(RefusedHeader, "cross_origin")
 				web.Error(w, r, errCrossOrigin)
@@ -256,8 +256,10 @@ func wrapCred(err error) error {
 
 // sameOrigin refuses cookie-authenticated state changes from another origin
 // (defence in depth next to SameSite=Strict). Requests without Origin (curl,
-// same-origin GETs in older browsers) pass.
-func sameOrigin(r *http.Request) bool {
+// same-origin GETs in older browsers) pass. Behind a trusted proxy that
+// rewrites Host (nginx's default), the X-Forwarded-Host it sets is the
+// gateway's public name and counts as well.
+func (s *Service) sameOrigin(r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
 		return true
 	}
@@ -266,7 +268,21 @@ func sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	fh := s.proxies.Forwarded(r, "X-Forwarded-Host")
+	return fh != "" && strings.EqualFold(u.Host, fh)
+}
+
+// secure reports whether the client reached us over TLS: directly, or through a
+// trusted proxy that terminated it (X-Forwarded-Proto: https). Session cookies
+// are marked Secure then.
+func (s *Service) secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(s.proxies.Forwarded(r, "X-Forwarded-Proto"), "https")
 }
 
 // clientIP is the request's client address: the guard's, or worked out here

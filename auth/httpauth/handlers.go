@@ -37,7 +37,7 @@ type loginReply struct {
 }
 
 // HandleLogin checks a password and sets the session cookie (HttpOnly,
-// SameSite=Strict, Secure over TLS). Throttled per IP and per user name;
+// SameSite=Strict, Secure over TLS, also TLS ended by a trusted proxy). Throttled per IP and per user name;
 // failures are logged with the name and address, never the password.
 func (s *Service) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
@@ -75,7 +75,7 @@ func (s *Service) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		ri.Principal = auth.Principal{Name: u.Name, Role: u.Role, Via: "session"}
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: secret, Path: "/", Expires: exp, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: s.secure(r)})
 	web.JSON(w, http.StatusOK, loginReply{User: u.Name, Role: u.Role, ExpiresAt: exp})
 }
 
@@ -103,7 +103,7 @@ func (s *Service) HandleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: s.secure(r)})
 	w.WriteHeader(http.StatusNoContent)
 }
 

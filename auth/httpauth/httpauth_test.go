@@ -377,3 +377,45 @@ func TestPasswordChangeIsThrottled(t *testing.T) {
 		t.Fatalf("right password after the lockout: %d, want 204", code)
 	}
 }
+
+// Behind a trusted proxy that rewrites Host and ends TLS, the console's own
+// requests still pass the origin check and its session cookie is Secure; the
+// same headers from anyone else change nothing.
+func TestBehindAProxyThatRewritesHost(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	_, h := newService(t, fc, "10.0.0.2")
+	for _, tc := range []struct {
+		name, peer string
+		wantCode   int
+		wantSecure bool
+	}{
+		{"through the proxy", "10.0.0.2", 200, true},
+		{"headers from a client", "10.0.0.99", 403, false},
+	} {
+		req := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(`{"username":"ana","password":"correct horse battery"}`))
+		req.RemoteAddr = tc.peer + ":5555"
+		req.Host = "127.0.0.1:8080" // nginx's proxy_pass host
+		req.Header.Set("Origin", "https://fire.example.cn")
+		req.Header.Set("X-Forwarded-Host", "fire.example.cn")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		if rr.Code != tc.wantCode {
+			t.Errorf("%s: login %d, want %d", tc.name, rr.Code, tc.wantCode)
+			continue
+		}
+		if tc.wantCode != 200 {
+			continue
+		}
+		var secure bool
+		for _, c := range rr.Result().Cookies() {
+			if c.Name == CookieName {
+				secure = c.Secure
+			}
+		}
+		if secure != tc.wantSecure {
+			t.Errorf("%s: cookie Secure %v, want %v", tc.name, secure, tc.wantSecure)
+		}
+	}
+}
