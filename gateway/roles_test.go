@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -274,5 +275,27 @@ func TestInsecureDevOpensRoutes(t *testing.T) {
 	}
 	if config.Default().Auth.InsecureDev {
 		t.Fatal("auth is off by default")
+	}
+}
+
+// ?token= works only where a header cannot be sent: the live-view page opened
+// from a link and the event stream (EventSource); elsewhere it is no credential.
+func TestQueryTokenOnlyWhereNeeded(t *testing.T) {
+	a := testApp(t)
+	c := makeCreds(t, a)
+	h := apiMux(a.routes(), a.guard)
+	tok := url.QueryEscape(c[auth.RoleOperator])
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/live/cam-01?token=" + tok, http.StatusOK},
+		{"/api/v1/events?token=" + tok, http.StatusOK},
+		{"/api/v1/alerts?token=" + tok, http.StatusUnauthorized},
+		{"/api/v1/devices?token=" + tok, http.StatusUnauthorized},
+	} {
+		if got := do(t, h, http.MethodGet, tc.path, ""); got != tc.want {
+			t.Errorf("GET %s: %d, want %d", strings.Split(tc.path, "?")[0], got, tc.want)
+		}
 	}
 }

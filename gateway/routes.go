@@ -39,7 +39,7 @@ func (a *App) routes() []web.Route {
 		{Method: get, Pattern: "/api/v1/cap/feed", Role: auth.RoleOperator, Handler: a.alerts.HandleCAPFeed},
 		{Method: get, Pattern: "/api/v1/incidents", Role: auth.RoleOperator, Handler: a.alerts.HandleIncidents},
 		{Method: post, Pattern: "/api/v1/incidents/{id}/close", Role: auth.RoleOperator, Handler: a.alerts.HandleCloseIncident, MaxBody: 16 << 10, Audit: "incident.close"},
-		{Method: get, Pattern: "/api/v1/events", Role: auth.RoleOperator, Handler: a.alerts.HandleEvents},
+		{Method: get, Pattern: "/api/v1/events", Role: auth.RoleOperator, Handler: a.alerts.HandleEvents, QueryToken: true},
 		{Method: get, Pattern: "/api/v1/fire-danger", Role: auth.RoleAny, Handler: a.alerts.HandleDanger},
 		// --- hotspots ---
 		{Method: post, Pattern: "/api/v1/hotspots/import", Role: auth.RoleVerifier, Handler: a.hotspots.HandleImport, MaxBody: a.hotspots.ImportBodyLimit(), Audit: "hotspot.import"},
@@ -60,7 +60,7 @@ func (a *App) routes() []web.Route {
 		{Method: post, Pattern: "/api/v1/streams/{camera}/whep", Role: auth.RoleOperator, Handler: a.video.HandleWHEP, MaxBody: 64 << 10, Audit: "stream.view"},
 		{Method: del, Pattern: "/api/v1/streams/{camera}/whep/{session}", Role: auth.RoleOperator, Handler: a.video.HandleWHEPDelete},
 		{Method: get, Pattern: "/api/v1/streams", Role: auth.RoleAny, Handler: a.video.HandleList},
-		{Method: get, Pattern: "/live/{camera}", Role: auth.RoleOperator, Handler: a.video.HandleViewerPage},
+		{Method: get, Pattern: "/live/{camera}", Role: auth.RoleOperator, Handler: a.video.HandleViewerPage, QueryToken: true},
 		// --- control-room page (public shell: its data comes from the rows above) ---
 		{Method: get, Pattern: "/console", Role: auth.RolePublic, Handler: console.Handle},
 		{Method: get, Pattern: "/{$}", Role: auth.RolePublic, Handler: func(w http.ResponseWriter, r *http.Request) {

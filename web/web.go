@@ -34,6 +34,10 @@ type Route struct {
 	// Audit names the action recorded in the audit log for state-changing routes
 	// ("" for reads). The auth middleware writes the entry after a 2xx reply.
 	Audit string
+	// QueryToken accepts an API token in ?token= (GET only) for pages opened
+	// from a link and for EventSource, which cannot send headers. Elsewhere a
+	// token in a URL would only end up in proxy and browser logs.
+	QueryToken bool
 }
 
 // DefaultMaxBody is the request body limit when a route sets none.

@@ -156,7 +156,7 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 			return
 		}
 		if rt.Role != auth.RolePublic {
-			p, via, err := s.authenticate(r)
+			p, via, err := s.authenticate(r, rt.QueryToken)
 			if err != nil {
 				reason := "bad_credentials"
 				if errors.Is(err, errNoCredentials) {
@@ -215,7 +215,7 @@ func (s *Service) Wrap(rt web.Route) http.Handler {
 	})
 }
 
-func (s *Service) authenticate(r *http.Request) (auth.Principal, string, error) {
+func (s *Service) authenticate(r *http.Request, queryToken bool) (auth.Principal, string, error) {
 	ctx := r.Context()
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
@@ -235,9 +235,9 @@ func (s *Service) authenticate(r *http.Request) (auth.Principal, string, error) 
 		}
 		return p, "session", nil
 	}
-	// Viewer pages are opened from links; a token in the query is accepted for
-	// GET only (never for state changes, where it would leak into logs).
-	if q := r.URL.Query().Get("token"); q != "" && r.Method == http.MethodGet {
+	// Viewer pages are opened from links; a token in the query is accepted on
+	// the routes that ask for it (web.Route.QueryToken), for GET only.
+	if q := r.URL.Query().Get("token"); q != "" && queryToken && r.Method == http.MethodGet {
 		p, err := s.store.TokenPrincipal(ctx, q)
 		if err != nil {
 			return p, "", wrapCred(err)
