@@ -52,6 +52,11 @@ type camSighting struct {
 	at       time.Time
 }
 
+// located tells whether the camera's position is known: readings carry 0,0
+// when the registry has no position for the device, and a bearing taken from
+// 0,0 would give a bogus cross-bearing fix thousands of kilometres off.
+func (s camSighting) located() bool { return s.lat != 0 || s.lon != 0 }
+
 func newCameraState() *cameraState { return &cameraState{hits: map[string][]camHit{}} }
 
 const maxConfirmed = 256
@@ -115,8 +120,10 @@ func (e *Engine) cameraRule(ctx context.Context, r ingest.Reading) error {
 		confirmed = confirmed[len(confirmed)-maxConfirmed:]
 	}
 	cs.confirmed = confirmed
-	for i := len(confirmed) - 2; i >= 0; i-- {
-		if confirmed[i].camera != r.DeviceID {
+	// The cross-bearing partner: the latest confirmation by another camera.
+	// Only cameras with a known position take part.
+	for i := len(confirmed) - 2; i >= 0 && me.located(); i-- {
+		if confirmed[i].camera != r.DeviceID && confirmed[i].located() {
 			s := confirmed[i]
 			other = &s
 			break
@@ -129,7 +136,7 @@ func (e *Engine) cameraRule(ctx context.Context, r ingest.Reading) error {
 	if id, ok := r.String("track_id"); ok {
 		details["track_id"] = id
 	}
-	if e.geo != nil && (r.Lat != 0 || r.Lon != 0) {
+	if e.geo != nil && me.located() {
 		details["forests"] = e.geo.RayForests(r.Lat, r.Lon, az, cfg.RangeM)
 	}
 	raise := Raise{Source: r.DeviceID, Type: typ, Severity: Critical, Zone: r.Zone, Forest: r.Forest,

@@ -3,7 +3,9 @@ package alerting
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +179,83 @@ func TestSecondCameraTriangulatesAndOpensIncident(t *testing.T) {
 	}
 	if len(big.Evidence) != 3 || big.Evidence[2].Source != "smk-n" {
 		t.Errorf("evidence = %+v", big.Evidence)
+	}
+}
+
+// recGeo records what reaches Triangulate and answers like Intersect.
+type recGeo struct{ calls [][]Sighting }
+
+func (*recGeo) RayForests(lat, lon, az, rangeM float64) []string { return nil }
+
+func (g *recGeo) Triangulate(s []Sighting, minBaselineM, minAngleDeg float64) (Fix, error) {
+	g.calls = append(g.calls, slices.Clone(s))
+	return Intersect(s[0], s[1], minBaselineM, minAngleDeg)
+}
+
+// TestCameraWithoutPositionNotTriangulated: a camera the registry has no
+// position for reads as 0,0; its bearing must not be crossed with another
+// camera's (that gave a "fix" thousands of kilometres away).
+func TestCameraWithoutPositionNotTriangulated(t *testing.T) {
+	lonB := 120 + 5000/(earthR*math.Cos(30*math.Pi/180))*180/math.Pi
+	azA := math.Atan2(2500, 4000) * 180 / math.Pi
+	type cam struct {
+		id       string
+		lat, lon float64
+		pan      float64
+	}
+	a, b := cam{"cam-a", 30, 120, azA}, cam{"cam-b", 30, lonB, 360 - azA}
+	tests := []struct {
+		name  string
+		cams  []cam    // confirmed in this order, three detections each
+		pairs []string // the cameras of each Triangulate call, "x+y"
+	}{
+		{"both located", []cam{a, b}, []string{"cam-a+cam-b"}},
+		{"first without position", []cam{{"cam-a", 0, 0, azA}, b}, nil},
+		{"second without position", []cam{a, {"cam-b", 0, 0, 360 - azA}}, nil},
+		{"one without position in between", []cam{a, {"cam-c", 0, 0, 90}, b}, []string{"cam-a+cam-b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			g := &recGeo{}
+			h.e.geo = g
+			at := time.Duration(0)
+			for _, c := range tc.cams {
+				for i := 0; i < 3; i++ {
+					h.eval(t, detection(c.id, c.lat, c.lon, c.pan, 0.9, t0.Add(at)))
+					at += 20 * time.Second
+				}
+			}
+			var pairs []string
+			for _, call := range g.calls {
+				var ids []string
+				for _, s := range call {
+					if s.Lat == 0 && s.Lon == 0 {
+						t.Errorf("Triangulate got a camera at 0,0: %+v", call)
+					}
+					for _, c := range tc.cams {
+						if c.lat == s.Lat && c.lon == s.Lon {
+							ids = append(ids, c.id)
+							break
+						}
+					}
+				}
+				pairs = append(pairs, strings.Join(ids, "+"))
+			}
+			if !slices.Equal(pairs, tc.pairs) {
+				t.Errorf("Triangulate calls %v, want %v", pairs, tc.pairs)
+			}
+			last := tc.cams[len(tc.cams)-1]
+			al, ok := h.active(t, last.id, fmt.Sprintf("%s/%03d", TypeCameraFire, int(last.pan/10)*10))
+			if !ok {
+				t.Fatalf("no alert for %s", last.id)
+			}
+			if _, fixed := al.Details["fix"]; fixed != (len(tc.pairs) > 0) {
+				t.Errorf("%s alert details %v: fix present %v, want %v", last.id, al.Details, fixed, len(tc.pairs) > 0)
+			}
+			if len(tc.pairs) == 0 && (al.Lat != 0 || al.Lon != 0) {
+				t.Errorf("%s alert positioned at %v,%v without a fix", last.id, al.Lat, al.Lon)
+			}
+		})
 	}
 }

@@ -124,6 +124,69 @@ func TestTriangulateJSON(t *testing.T) {
 	}
 }
 
+// TestTriangulateJSONMissingFields: a sighting without lat, lon or
+// bearing_deg used to decode as 0 (a missing lon put the camera at longitude
+// 0 and gave a "fix" at 55N 53E); it is refused, naming the sighting.
+func TestTriangulateJSONMissingFields(t *testing.T) {
+	good := `{"lat":31.22,"lon":107.2,"bearing_deg":315}`
+	cases := []struct{ name, second, msg string }{
+		// the reviewer's case: read as lon 0, this gave a fix at 55.05N 53.41E
+		{"no lon", `{"lat":31.3,"bearing_deg":45}`, `sighting 2 (array index 1) has no "lon"`},
+		{"no lat", `{"lon":107.1,"bearing_deg":90}`, `sighting 2 (array index 1) has no "lat"`},
+		{"no bearing", `{"lat":31.3,"lon":107.1}`, `sighting 2 (array index 1) has no "bearing_deg"`},
+		{"null lon", `{"lat":31.3,"lon":null,"bearing_deg":90}`, `has no "lon"`},
+		{"empty object", `{}`, `has no "lat", "lon", "bearing_deg"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := TriangulateJSON(strings.NewReader("["+good+","+c.second+"]"), &out, 100, 10)
+			if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("err = %v, want ErrInvalid mentioning %q (output %q)", err, c.msg, out.String())
+			}
+		})
+	}
+	// zeros written out are real positions and bearings, not missing ones
+	in := `[{"lat":0.0,"lon":0,"bearing_deg":45},{"lat":0,"lon":0.1,"bearing_deg":315}]`
+	if err := TriangulateJSON(strings.NewReader(in), &bytes.Buffer{}, 100, 10); err != nil {
+		t.Errorf("explicit zeros: %v", err)
+	}
+}
+
+// TestLocateCSVByteOrderMark: Excel's and R's "CSV UTF-8" start with a BOM,
+// and R's write.csv quotes the header; the BOM is not part of the first field.
+func TestLocateCSVByteOrderMark(t *testing.T) {
+	ix := cliIndex(t)
+	cases := []struct{ name, in, header string }{
+		{"quoted header", "\ufeff\"lat\",\"lon\"\n31.002,107.002\n", "lat,lon"},
+		{"quoted header with id", "\ufeff\"id\",\"lat\",\"lon\"\n\"a\",31.002,107.002\n", "id,lat,lon"},
+		{"bare header", "\ufefflat,lon\n31.002,107.002\n", "lat,lon"},
+		{"no BOM", "\"lat\",\"lon\"\n31.002,107.002\n", "lat,lon"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := LocateCSV(ix, strings.NewReader(c.in), &out); err != nil {
+				t.Fatal(err)
+			}
+			bom := strings.HasPrefix(c.in, "\ufeff")
+			if strings.HasPrefix(out.String(), "\ufeff") != bom {
+				t.Errorf("output %q: BOM kept %v, want %v", out.String(), !bom, bom)
+			}
+			rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(out.String(), "\ufeff"))).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := c.header + ",forest_id,zone_path,forest_distance_m"; len(rows) != 2 || strings.Join(rows[0], ",") != want {
+				t.Fatalf("rows %q, want header %q and one row", rows, want)
+			}
+			if r := rows[1]; r[len(r)-3] != "F1" {
+				t.Errorf("row %q: forest %q, want F1", r, r[len(r)-3])
+			}
+		})
+	}
+}
+
 func FuzzLocateCSV(f *testing.F) {
 	f.Add("lat,lon\n31.002,107.002\n31.3,107.3\n")
 	f.Add("id,latitude,longitude\n\"a,b\",1e3,2\n")

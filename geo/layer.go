@@ -409,6 +409,12 @@ func checkMultiPolygon(mp orb.MultiPolygon, crs string) (orb.MultiPolygon, error
 				nr[k] = p
 			}
 			nr[len(nr)-1] = nr[0] // keep closed exactly after conversion
+			switch distinctPositions(nr, 3) {
+			case 1:
+				return nil, fmt.Errorf("%s encloses no area: all its positions are the same", where)
+			case 2:
+				return nil, fmt.Errorf("%s encloses no area: only 2 distinct positions (a ring needs at least 3)", where)
+			}
 			out[pi][ri] = nr
 		}
 	}

@@ -76,6 +76,38 @@ func TestBadLayers(t *testing.T) {
 			[]string{`id "pp"`, "polygon 2 lies inside polygon 1"}},
 		{"polygons overlapping", LayerForests, coll(`{"type":"Feature","id":"po","geometry":{"type":"MultiPolygon","coordinates":[` + sq + `,[[[107.05,31.05],[107.2,31.05],[107.2,31.2],[107.05,31.2],[107.05,31.05]]]]}}`),
 			[]string{`id "po"`, "crosses", "polygon 1 outer ring", "polygon 2 outer ring"}},
+		// zero-area rings: a point-sized forest or hole
+		{"ring of one repeated position", LayerForests, coll(`{"type":"Feature","id":"pt","geometry":{"type":"Polygon","coordinates":[[[107.05,31.05],[107.05,31.05],[107.05,31.05],[107.05,31.05]]]}}`),
+			[]string{`id "pt"`, "ring 1 encloses no area: all its positions are the same"}},
+		{"hole of one repeated position", LayerForests, coll(`{"type":"Feature","id":"ph","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] + `,[[107.05,31.05],[107.05,31.05],[107.05,31.05],[107.05,31.05]]]}}`),
+			[]string{`id "ph"`, "ring 2 encloses no area"}},
+		{"point polygon in a MultiPolygon", LayerForests, coll(`{"type":"Feature","id":"pm","geometry":{"type":"MultiPolygon","coordinates":[` + sq + `,[[[108,31],[108,31],[108,31],[108,31],[108,31]]]]}}`),
+			[]string{`id "pm"`, "polygon 2 ring 1 encloses no area"}},
+		{"ring of two positions", LayerForests, coll(`{"type":"Feature","id":"p2","geometry":{"type":"Polygon","coordinates":[[[107,31],[107.1,31],[107.1,31],[107,31]]]}}`),
+			[]string{`id "p2"`, "ring 1 encloses no area: only 2 distinct positions"}},
+		// polygons of one MultiPolygon overlapping without a proper crossing
+		{"polygons overlapping along a shared edge", LayerForests, coll(`{"type":"Feature","id":"os","geometry":{"type":"MultiPolygon","coordinates":[` +
+			`[[[107,31],[107.04,31],[107.04,31.04],[107,31.04],[107,31]]],[[[107,31],[107.04,31.04],[106.96,31.04],[107,31]]]]}}`),
+			[]string{`id "os"`, "polygon 1 overlaps polygon 2 at [107 31]"}},
+		{"triangle inscribed in a square", LayerForests, coll(`{"type":"Feature","id":"oi","geometry":{"type":"MultiPolygon","coordinates":[` +
+			`[[[107,31],[107.04,31],[107.04,31.04],[107,31.04],[107,31]]],[[[107.02,31],[107.04,31.02],[107.02,31.04],[107.02,31]]]]}}`),
+			[]string{`id "oi"`, "polygon 1 overlaps polygon 2 at [107.02 31]"}},
+		{"polygon repeated", LayerForests, coll(`{"type":"Feature","id":"od","geometry":{"type":"MultiPolygon","coordinates":[` + sq + `,` + sq + `]}}`),
+			[]string{`id "od"`, "polygon 1 overlaps polygon 2 at [107 31]"}},
+		{"polygon repeated clockwise", LayerForests, coll(`{"type":"Feature","id":"oc","geometry":{"type":"MultiPolygon","coordinates":[` + sq +
+			`,[[[107,31],[107,31.1],[107.1,31.1],[107.1,31],[107,31]]]]}}`),
+			[]string{`id "oc"`, "polygon 1 overlaps polygon 2 at [107 31]"}},
+		// pinwheel: every corner of the common square is a vertex of one on an
+		// edge of the other, and no vertex or edge midpoint lies inside the other
+		{"polygons overlapping between touch points", LayerForests, coll(`{"type":"Feature","id":"ow","geometry":{"type":"MultiPolygon","coordinates":[` +
+			`[[[107,31],[107.1,31],[107.01,31.01],[106.91,31.01],[107,31]]],[[[107.01,31],[107.01,31.1],[107,31.01],[107,30.91],[107.01,31]]]]}}`),
+			[]string{`id "ow"`, "polygon 1 overlaps polygon 2 at [107 31]"}},
+		// an island reaching out of its lake through the lake's corner and a
+		// point on its shore: its first vertex off the shore is in the lake
+		{"island overlapping its hole's rim", LayerForests, coll(`{"type":"Feature","id":"oh","geometry":{"type":"MultiPolygon","coordinates":[` +
+			`[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]],` +
+			`[[[107.02,31.02],[107.05,31.04],[107.02,31.06],[107.01,31.04],[107.02,31.02]]]]}}`),
+			[]string{`id "oh"`, "polygon 1 overlaps polygon 2 at [107.02 31.02]"}},
 		{"mask point without radius", LayerMasks, coll(`{"type":"Feature","id":"m","geometry":{"type":"Point","coordinates":[107,31]}}`), []string{`id "m"`, "radius_m"}},
 	}
 	for _, c := range cases {
@@ -133,6 +165,15 @@ func TestValidPolygonsAccepted(t *testing.T) {
 		"island in a hole": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]],[[[107.04,31.04],[107.06,31.04],[107.06,31.06],[107.04,31.04]]]]}`,
 		// two polygons of one MultiPolygon sharing a stretch of border, as DataV county outlines do
 		"polygons sharing a border": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]],[[[107.1,31.02],[107.2,31.02],[107.2,31.08],[107.1,31.08],[107.1,31.02]]]]}`,
+		// parts of one MultiPolygon meeting at a corner, one of them clockwise
+		"polygons touching at a corner": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]],[[[107.1,31.1],[107.1,31.2],[107.2,31.2],[107.2,31.1],[107.1,31.1]]]]}`,
+		// three parts meeting at one point, sharing the borders between them
+		"three polygons meeting at a point": `{"type":"MultiPolygon","coordinates":[[[[107.05,31.05],[107,31],[107.1,31],[107.05,31.05]]],[[[107.05,31.05],[107.1,31],[107.1,31.1],[107.05,31.05]]],[[[107.05,31.05],[107.1,31.1],[107,31.1],[107,31],[107.05,31.05]]]]}`,
+		// clockwise neighbours sharing a border with a vertex of one on the other's edge
+		"clockwise polygons sharing a border": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107,31.1],[107.1,31.1],[107.1,31],[107,31]]],[[[107.1,31.02],[107.1,31.08],[107.2,31.08],[107.2,31.02],[107.1,31.02]]]]}`,
+		// an island filling its lake exactly, and one touching the lake shore at a vertex
+		"island filling a hole":    `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]],[[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]]]}`,
+		"island touching its hole": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]],[[[107.05,31.02],[107.06,31.05],[107.04,31.05],[107.05,31.02]]]]}`,
 		// a ring touching itself at a vertex (the ESRI form of a hole on the edge)
 		"ring touching itself": `[[[107,31],[107.1,31],[107.1,31.1],[107.05,31.1],[107.07,31.05],[107.03,31.05],[107.05,31.1],[107,31.1],[107,31]]]`,
 	}

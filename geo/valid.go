@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -16,19 +17,40 @@ import (
 // hotspot in that area would be tagged by accident. Layers are refused when a
 // polygon's rings cross or overlap one another or themselves, when a ring
 // doubles back on itself (a spike of zero width), when a hole lies outside its
-// shell, when a hole lies inside another hole, or when polygons of one
-// MultiPolygon cross or lie inside one another. Rings may touch at a point (a
-// hole meeting the shell at a vertex is common in forest inventories),
-// polygons of one MultiPolygon may share stretches of border (administrative
-// outlines do), and repeated consecutive positions are allowed.
+// shell, when a hole lies inside another hole, when polygons of one
+// MultiPolygon cross, overlap or lie inside one another, or when a ring has
+// fewer than 3 distinct positions (no area: a point-sized forest or hole).
+// Rings may touch at a point (a hole meeting the shell at a vertex is common
+// in forest inventories), polygons of one MultiPolygon may share stretches of
+// border with one on each side (administrative outlines do), and repeated
+// consecutive positions are allowed.
 //
 // The crossing test buckets the polygon's edges in a uniform grid of cells
 // about twice the mean edge long and compares only edges that share a cell
 // (each pair once, in the cell where their bounds' overlap begins): a few
 // comparisons per edge, however jagged the outline.
 
+// distinctPositions counts the distinct positions of r, stopping at limit
+// (small: each position is compared with those already found). A ring needs
+// three to enclose an area; with fewer it is a point or a spike, which the
+// crossing test would let through when every edge repeats one position.
+func distinctPositions(r orb.Ring, limit int) int {
+	var buf [4]orb.Point
+	found := buf[:0]
+	for _, p := range r {
+		if !slices.Contains(found, p) {
+			if found = append(found, p); len(found) >= limit {
+				break
+			}
+		}
+	}
+	return len(found)
+}
+
 // crossings returns the first crossing or overlap among edges, in grid order.
-func crossings(edges []vedge, ringName func(int32) string) error {
+// When touches is not nil, it also collects where edges of different polygons
+// meet without crossing (see touchPoints).
+func crossings(edges []vedge, ringName func(int32) string, touches *[]touchAt) error {
 	if len(edges) < 2 {
 		return nil
 	}
@@ -91,6 +113,9 @@ func crossings(edges []vedge, ringName func(int32) string) error {
 				if err := crossError(o, e, ringName); err != nil {
 					return err
 				}
+				if touches != nil && o.poly != e.poly {
+					*touches = touchPoints(*touches, o, e, in[x], in[y])
+				}
 			}
 		}
 	}
@@ -130,9 +155,10 @@ type vedge struct {
 
 // checkAreas reports the first way mp is not a valid area (nil if none):
 // rings crossing, rings of one polygon overlapping, a hole outside its shell
-// or inside another hole, or one polygon of the MultiPolygon overlapping
-// another. Polygons may touch and may share stretches of border (real
-// administrative outlines do); an island in another polygon's hole is fine.
+// or inside another hole, or one polygon of the MultiPolygon lying inside or
+// overlapping another (see overlapAtTouch). Polygons may touch and may share
+// stretches of border (real administrative outlines do); an island in another
+// polygon's hole is fine.
 func checkAreas(mp orb.MultiPolygon) error {
 	type ringRef struct{ poly, ring int }
 	var refs []ringRef
@@ -148,6 +174,11 @@ func checkAreas(mp orb.MultiPolygon) error {
 		return name
 	}
 	var edges []vedge
+	var touches []touchAt
+	var touchesP *[]touchAt // only a MultiPolygon's polygons can overlap without crossing
+	if len(mp) > 1 {
+		touchesP = &touches
+	}
 	for pi, pg := range mp {
 		for ri, r := range pg {
 			g := int32(len(refs))
@@ -162,7 +193,7 @@ func checkAreas(mp orb.MultiPolygon) error {
 			}
 		}
 	}
-	if err := crossings(edges, ringName); err != nil {
+	if err := crossings(edges, ringName, touchesP); err != nil {
 		return err
 	}
 	// No edges cross, so one vertex of a ring off another ring's boundary
@@ -197,6 +228,19 @@ func checkAreas(mp orb.MultiPolygon) error {
 			}
 		}
 	}
+	// Where two polygons meet, their boundaries may pass into each other
+	// (through a shared vertex, or from a vertex on the other's edge) or
+	// share a stretch of border with both on the same side of it: the test
+	// below, one vertex per ring, cannot see that (see overlapAtTouch).
+	if len(touches) > 0 {
+		left := make([]bool, len(refs))
+		for g, rr := range refs {
+			left[g] = (ringArea(mp[rr.poly][rr.ring]) > 0) == (rr.ring == 0)
+		}
+		if a, b, at, ok := overlapAtTouch(edges, touches, left); ok {
+			return fmt.Errorf("polygon %d overlaps polygon %d at %v", a+1, b+1, at)
+		}
+	}
 	for a := range mp {
 		for b := range mp {
 			if a != b && insideArea(mp[b][0], &polys[a]) {
@@ -205,6 +249,186 @@ func checkAreas(mp orb.MultiPolygon) error {
 		}
 	}
 	return nil
+}
+
+// Overlap where polygons touch.
+//
+// When no edges cross, two polygons of a MultiPolygon can still overlap where
+// their boundaries meet — at a shared vertex, at a vertex of one on an edge of
+// the other, along a shared stretch — and pass into each other there, or run
+// along each other with both interiors on the same side. Testing one interior
+// point per polygon is not enough (the square (0,0)–(4,4) and the triangle
+// (0,0), (4,4), (-4,4) share half of each, so an interior point of either may
+// well lie outside the other), nor are all vertices and edge midpoints (two
+// parallelograms crossed like a pinwheel, meeting only at the corners of their
+// common square, show it to neither).
+//
+// What is enough: every region common to both polygons has corners, each a
+// vertex of one of them, either strictly inside the other polygon or on its
+// boundary. So look at every point where the boundaries meet, at the edges
+// leaving it: going round the point, each edge says on which side its
+// polygon's interior lies, and the polygons overlap there when some angular
+// gap between consecutive edges is inside both. When no such point shows an
+// overlap, no ring passes between the inside and the outside of the other
+// polygon, so checkAreas's one-vertex test settles the rest (a polygon
+// wholly inside another). Only the points where polygons meet are examined:
+// nothing for a Polygon or for a MultiPolygon whose parts do not touch, a
+// few edges per shared vertex for one whose parts do.
+
+// touchAt is a point where an edge of one polygon meets an edge of another
+// polygon of the MultiPolygon without crossing it.
+type touchAt struct {
+	at   orb.Point
+	edge int32 // index into the edges under validation
+}
+
+// touchPoints appends where edges o and e (of different polygons, not
+// crossing) meet: each end of one lying on the other, with both edges. The
+// test is crossing's (the same orient), so what it called a touch or a shared
+// stretch is found here.
+func touchPoints(dst []touchAt, o, e *vedge, oi, ei int32) []touchAt {
+	for _, p := range [...]orb.Point{e.a, e.b} {
+		if onEdge(p, o) {
+			dst = append(dst, touchAt{p, oi}, touchAt{p, ei})
+		}
+	}
+	for _, p := range [...]orb.Point{o.a, o.b} {
+		if onEdge(p, e) {
+			dst = append(dst, touchAt{p, oi}, touchAt{p, ei})
+		}
+	}
+	return dst
+}
+
+// onEdge tells whether p lies on edge e (ends included).
+func onEdge(p orb.Point, e *vedge) bool {
+	return p[0] >= e.minX && p[0] <= e.maxX && p[1] >= e.minY && p[1] <= e.maxY && orient(e.a, e.b, p) == 0
+}
+
+// ringArea is twice the signed area of r (> 0: counterclockwise), summed
+// relative to its first position to keep the products small.
+func ringArea(r orb.Ring) float64 {
+	s := 0.0
+	o := r[0]
+	for i := 1; i+2 < len(r); i++ {
+		s += orient(o, r[i], r[i+1])
+	}
+	return s
+}
+
+// touchRay is one boundary edge leaving a touch point, towards to.
+type touchRay struct {
+	to   orb.Point
+	edge int32
+	poly int32
+	in   bool // the polygon's interior lies counterclockwise of the ray
+}
+
+// overlapAtTouch looks at every touch point (touches is sorted in place) for
+// two polygons whose interiors meet there; left tells, per ring, whether its
+// polygon's interior lies left of its edges.
+func overlapAtTouch(edges []vedge, touches []touchAt, left []bool) (a, b int32, at orb.Point, ok bool) {
+	slices.SortFunc(touches, func(x, y touchAt) int {
+		return cmp.Or(cmp.Compare(x.at[0], y.at[0]), cmp.Compare(x.at[1], y.at[1]), cmp.Compare(x.edge, y.edge))
+	})
+	var rays []touchRay
+	var polys []int32
+	for i := 0; i < len(touches); {
+		v := touches[i].at
+		rays, polys = rays[:0], polys[:0]
+		for ; i < len(touches) && touches[i].at == v; i++ {
+			if len(rays) > 0 && touches[i].edge == rays[len(rays)-1].edge {
+				continue // the same edge again (sorted by edge within a point)
+			}
+			k := touches[i].edge
+			e := &edges[k]
+			l := left[e.ring]
+			if e.a != v { // the edge arrives at v from e.a (or passes through v)
+				rays = append(rays, touchRay{e.a, k, e.poly, !l})
+			}
+			if e.b != v {
+				rays = append(rays, touchRay{e.b, k, e.poly, l})
+			}
+			if !slices.Contains(polys, e.poly) {
+				polys = append(polys, e.poly)
+			}
+		}
+		sortRays(v, rays)
+		for x := range polys {
+			for y := x + 1; y < len(polys); y++ {
+				if sectorsMeet(v, edges, rays, polys[x], polys[y]) {
+					return min(polys[x], polys[y]), max(polys[x], polys[y]), v, true
+				}
+			}
+		}
+	}
+	return 0, 0, orb.Point{}, false
+}
+
+// half is 0 for directions from v in [0°, 180°) counterclockwise from east, 1 for [180°, 360°).
+func half(v, p orb.Point) int {
+	if p[1] > v[1] || p[1] == v[1] && p[0] > v[0] {
+		return 0
+	}
+	return 1
+}
+
+// sortRays orders rays counterclockwise by direction, starting east.
+func sortRays(v orb.Point, rays []touchRay) {
+	slices.SortFunc(rays, func(r, s touchRay) int {
+		if hr, hs := half(v, r.to), half(v, s.to); hr != hs {
+			return hr - hs
+		}
+		switch o := orient(v, r.to, s.to); {
+		case o > 0:
+			return -1
+		case o < 0:
+			return 1
+		}
+		return 0
+	})
+}
+
+// sameDirection tells whether two rays from v point the same way: collinear
+// by orient, or along edges that crossing calls a shared stretch (so the
+// rounding of orient taken about v cannot open a sliver between them).
+func sameDirection(v orb.Point, edges []vedge, r, s *touchRay) bool {
+	if r.to == s.to {
+		return true
+	}
+	if half(v, r.to) != half(v, s.to) {
+		return false
+	}
+	return orient(v, r.to, s.to) == 0 || r.poly != s.poly && crossing(&edges[r.edge], &edges[s.edge]) == crossOverlap
+}
+
+// sectorsMeet tells whether, near v, polygons pa and pb have interior in
+// common: some gap between consecutive ray directions (rays sorted by
+// sortRays) inside both.
+func sectorsMeet(v orb.Point, edges []vedge, rays []touchRay, pa, pb int32) bool {
+	// going in at ray 0: the state left by each polygon's last ray
+	inA, inB := false, false
+	for k := range rays {
+		switch rays[k].poly {
+		case pa:
+			inA = rays[k].in
+		case pb:
+			inB = rays[k].in
+		}
+	}
+	for k := range rays {
+		switch rays[k].poly {
+		case pa:
+			inA = rays[k].in
+		case pb:
+			inB = rays[k].in
+		}
+		next := &rays[(k+1)%len(rays)]
+		if inA && inB && !sameDirection(v, edges, &rays[k], next) {
+			return true
+		}
+	}
+	return false
 }
 
 // insideArea tells whether ring r (which crosses no ring of pg) lies in pg's
