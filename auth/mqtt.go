@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -232,6 +233,11 @@ type ConnectRequest struct {
 	// configured CA ("" = none). A device may authenticate by certificate alone.
 	CertCN string
 	Remote string
+	// HasWill and WillTopic describe the CONNECT's will message: the broker
+	// publishes it for the client when the connection drops, so its topic must
+	// pass the same publish ACL (mochi's will delivery checks nothing).
+	HasWill   bool
+	WillTopic string
 }
 
 // MQTTAuth authenticates MQTT clients against the stored credentials and
@@ -370,11 +376,29 @@ func (m *MQTTAuth) authenticate(ctx context.Context, req ConnectRequest) (MQTTId
 			return MQTTIdentity{}, &Refusal{ReasonClientIDMismatch, fmt.Sprintf("client id %q must equal the device id", req.ClientID)}
 		}
 	default:
-		if req.ClientID != user && !strings.HasPrefix(req.ClientID, user+"-") {
-			return MQTTIdentity{}, &Refusal{ReasonClientIDMismatch, fmt.Sprintf("client id %q must be %q or start with %q", req.ClientID, user, user+"-")}
+		// "@" cannot occur in a device id (or a user name), so no suffix makes
+		// a monitor's or the gateway's client id equal a device's and take over
+		// its session.
+		if req.ClientID != user && !strings.HasPrefix(req.ClientID, user+ClientIDSeparator) {
+			return MQTTIdentity{}, &Refusal{ReasonClientIDMismatch, fmt.Sprintf("client id %q must be %q or start with %q",
+				req.ClientID, user, user+ClientIDSeparator)}
 		}
 	}
+	if req.HasWill && !id.MayPublish(req.WillTopic) {
+		return MQTTIdentity{}, &Refusal{ReasonACLPublish, "will topic " + strconv.Quote(truncateTopic(req.WillTopic))}
+	}
 	return id, nil
+}
+
+// ClientIDSeparator ends the user-name part of a gateway or monitor account's
+// client id when it runs several connections ("ops@wall-1", "ops@laptop").
+const ClientIDSeparator = "@"
+
+func truncateTopic(t string) string {
+	if len(t) > 200 {
+		return t[:200] + "…"
+	}
+	return t
 }
 
 func (m *MQTTAuth) mac(user string, pw []byte) [32]byte {

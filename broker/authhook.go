@@ -45,7 +45,7 @@ func (h *AuthHook) Provides(b byte) bool {
 // OnConnectAuthenticate runs on the client's goroutine before CONNACK.
 func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	req := auth.ConnectRequest{Username: string(pk.Connect.Username), Password: pk.Connect.Password,
-		ClientID: cl.ID, Remote: cl.Net.Remote}
+		ClientID: cl.ID, Remote: cl.Net.Remote, HasWill: pk.Connect.WillFlag, WillTopic: pk.Connect.WillTopic}
 	if cs, ok := cl.Net.Conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := cs.ConnectionState()
 		// Only a chain verified against the configured client CA counts.

@@ -66,9 +66,17 @@ func startAuthBroker(t *testing.T) *authEnv {
 }
 
 func (e *authEnv) client(t *testing.T, clientID, user, pass string) (paho.Client, error) {
+	return e.clientWill(t, clientID, user, pass, "")
+}
+
+// clientWill is client with a retained QoS 1 will on willTopic ("" = none).
+func (e *authEnv) clientWill(t *testing.T, clientID, user, pass, willTopic string) (paho.Client, error) {
 	o := paho.NewClientOptions().AddBroker("tcp://" + e.tb.addr).SetClientID(clientID).
 		SetUsername(user).SetPassword(pass).SetConnectTimeout(3 * time.Second).SetAutoReconnect(false).SetConnectRetry(false).
 		SetProtocolVersion(4) // paho otherwise retries a refused CONNECT as MQTT 3.1
+	if willTopic != "" {
+		o.SetWill(willTopic, "forged", 1, true)
+	}
 	c := paho.NewClient(o)
 	tok := c.Connect()
 	if !tok.WaitTimeout(5 * time.Second) {
@@ -105,12 +113,13 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 		reason                     string // "" = accepted
 	}{
 		{"device with its password", "smoke-a", "smoke-a", e.creds["smoke-a"], ""},
-		{"monitor", "ops-1", "ops", e.creds["ops"], ""},
+		{"monitor", "ops@1", "ops", e.creds["ops"], ""},
 		{"anonymous", "anon", "", "", auth.ReasonNoCredentials},
 		{"wrong password", "smoke-a", "smoke-a", e.creds["smoke-b"], auth.ReasonBadPassword},
 		{"unknown user", "nobody", "nobody", "whatever-password", auth.ReasonUnknownUser},
 		{"device posing as another client id", "smoke-b", "smoke-a", e.creds["smoke-a"], auth.ReasonClientIDMismatch},
 		{"credentials but not in registry", "ghost", "ghost", e.creds["ghost"], auth.ReasonUnknownDevice},
+		{"monitor with the old dash suffix", "ops-1", "ops", e.creds["ops"], auth.ReasonClientIDMismatch},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -136,7 +145,7 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 // dropped (never reaches ingest nor a monitor), counted, and A's own publishes flow.
 func TestDeviceCannotPublishAsAnother(t *testing.T) {
 	e := startAuthBroker(t)
-	mon, err := e.client(t, "ops-mon", "ops", e.creds["ops"])
+	mon, err := e.client(t, "ops@mon", "ops", e.creds["ops"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,5 +250,41 @@ func TestDeviceSubscriptionACL(t *testing.T) {
 	}
 	if n := e.tb.received.Load(); n != 0 {
 		t.Fatalf("monitor publish reached ingest (%d)", n)
+	}
+}
+
+// A will message is published by the broker on the client's behalf, and
+// mochi's will delivery checks no ACL: its topic is checked at CONNECT, so a
+// device cannot forge another's command or an alert, nor a monitor publish.
+func TestWillTopicMustPassThePublishACL(t *testing.T) {
+	e := startAuthBroker(t)
+	cases := []struct {
+		name, clientID, user, will string
+		ok                         bool
+	}{
+		{"device will on its own topic", "smoke-a", "smoke-a", "fire/smoke/smoke-a/event", true},
+		{"device will on another device's commands", "smoke-a", "smoke-a", "fire/cmd/smoke-b", false},
+		{"device will on the alerts", "smoke-a", "smoke-a", "fire/alerts/critical/x", false},
+		{"device will on the dead letters", "smoke-b", "smoke-b", "fire/deadletter/forged", false},
+		{"monitor will anywhere", "ops@w", "ops", "fire/alerts/smoke/forged", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := e.refusals(auth.ReasonACLPublish)
+			cl, err := e.clientWill(t, c.clientID, c.user, e.creds[c.user], c.will)
+			if c.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				cl.Disconnect(0)
+				return
+			}
+			if err == nil {
+				t.Fatal("connected with a will its account may not publish")
+			}
+			if after := e.refusals(auth.ReasonACLPublish); after != before+1 {
+				t.Errorf("refusals{%s} %v → %v, want +1", auth.ReasonACLPublish, before, after)
+			}
+		})
 	}
 }

@@ -388,7 +388,7 @@ func (s *Service) HandleCreateMQTTAccount(w http.ResponseWriter, r *http.Request
 	noteAudit(r, "kind=%s", req.Kind)
 	w.Header().Set("Cache-Control", "no-store")
 	web.JSON(w, http.StatusCreated, credentialReply{Username: req.Username, Password: pw, ClientID: req.Username,
-		Note: "the password is shown once; client id must be the username or start with username-"})
+		Note: "the password is shown once; client id must be the username or start with username@"})
 }
 
 // HandleDeleteMQTTAccount deletes an MQTT account of any kind (admin).
