@@ -48,6 +48,15 @@ func BuildMosquittoFiles(creds []MQTTCred, devices DeviceLookup, prefix string) 
 	return out
 }
 
+// MosquittoAuthConf is the mosquitto.conf lines that put a listener under the
+// generated files. use_username_as_clientid binds every client id to its user
+// name, as the embedded broker does: otherwise a device could connect with the
+// gateway's (public) client id and take over its persistent session. So on
+// Mosquitto each account has one connection at a time.
+func MosquittoAuthConf(passwd, acl string) []string {
+	return []string{"allow_anonymous false", "password_file " + passwd, "acl_file " + acl, "use_username_as_clientid true"}
+}
+
 // WriteMosquittoFiles writes dir/passwd and dir/acl (mode 0600, atomically) and
 // returns their paths.
 func WriteMosquittoFiles(dir string, f MosquittoFiles) (passwd, acl string, err error) {

@@ -59,7 +59,7 @@ func TestGeneratedFilesOnRealMosquitto(t *testing.T) {
 	// with it, Mosquitto 2.0.11 drops a client's connection right after
 	// denying one of its QoS 0 publishes (reproduced with mosquitto_pub), which
 	// would mask the silent drop this test is about. 1000 is Mosquitto's default.
-	m := testenv.StartMosquitto(t, "allow_anonymous false", "password_file "+pwf, "acl_file "+aclf, "max_queued_messages 1000")
+	m := testenv.StartMosquitto(t, append(MosquittoAuthConf(pwf, aclf), "max_queued_messages 1000")...)
 
 	if _, err := mqttClient(t, m.URL, "anon", "", "", nil); err == nil {
 		t.Fatal("anonymous client accepted")
@@ -110,9 +110,18 @@ func TestGeneratedFilesOnRealMosquitto(t *testing.T) {
 	}
 	waitOwn()
 	mu.Lock()
-	defer mu.Unlock()
 	if len(got) != 1 || got["fire/smoke/smoke-a/event"] != 1 {
 		t.Fatalf("subscriber saw %v; forged publishes got through", got)
+	}
+	mu.Unlock()
+	// A device that names the monitor's client id is still itself
+	// (use_username_as_clientid): the monitor keeps its connection.
+	if _, err := mqttClient(t, m.URL, "ops-1", "smoke-b", creds["smoke-b"], nil); err != nil {
+		t.Fatalf("device with another client id: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if !mon.IsConnectionOpen() {
+		t.Fatal("a device took over the monitor's session by naming its client id")
 	}
 }
 

@@ -64,7 +64,8 @@ func cmdMosquittoConfig(ctx context.Context, args []string, _ io.Reader, stdout,
 		return err
 	}
 	conf := filepath.Join(*out, "mosquitto-auth.conf")
-	snippet := fmt.Sprintf("# include in mosquitto.conf (per listener with per_listener_settings true)\nallow_anonymous false\npassword_file %s\nacl_file %s\n", pw, acl)
+	snippet := "# include in mosquitto.conf (per listener with per_listener_settings true)\n" +
+		strings.Join(auth.MosquittoAuthConf(pw, acl), "\n") + "\n"
 	if err := auth.WriteFileAtomic(conf, []byte(snippet), 0o644); err != nil {
 		return err
 	}
