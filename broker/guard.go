@@ -41,6 +41,8 @@ type guardMetrics struct {
 	rejected  *prometheus.CounterVec // reason
 	panics    prometheus.Counter
 	throttled prometheus.Counter
+	// acceptErrors counts failed accepts (e.g. EMFILE) the listener waited out.
+	acceptErrors prometheus.Counter
 }
 
 func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
@@ -51,6 +53,8 @@ func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
 			Help: "Panics inside the MQTT broker's connection handling that were contained to one connection. Should stay 0."}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_mqtt_connections_throttled_total",
 			Help: "MQTT connections refused at accept because their source IP exceeded its connection rate."}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_mqtt_accept_errors_total",
+			Help: "Failed accepts on an MQTT listener (e.g. out of file descriptors); the listener backs off and keeps serving."}),
 	}
 	for _, r := range []string{"malformed", "too_large", "connect_timeout"} {
 		m.rejected.WithLabelValues(r)
@@ -58,7 +62,7 @@ func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.rejected, m.panics, m.throttled} {
+	for _, c := range []prometheus.Collector{m.rejected, m.panics, m.throttled, m.acceptErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("broker: metrics: %w", err)
 		}
@@ -132,21 +136,26 @@ func (l *guardedListener) Init(log *slog.Logger) error {
 	return nil
 }
 
-// Serve accepts until Close.
+// Serve accepts until Close. Any other accept error (out of file descriptors,
+// most often) is waited out, 5 ms doubling to 1 s as net/http does: returning
+// would stop the listener for good while the process lives on.
 func (l *guardedListener) Serve(establish listeners.EstablishFn) {
+	var wait time.Duration
 	for !l.end.Load() {
 		conn, err := l.ln.Accept()
 		if err != nil {
-			if l.end.Load() {
+			if l.end.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			l.m.acceptErrors.Inc()
+			if l.log != nil && wait == time.Second {
+				l.log.Warn("mqtt accept failing; retrying", "addr", l.addr, "err", err)
 			}
-			return
+			time.Sleep(wait)
+			continue
 		}
+		wait = 0
 		if l.perIP != nil {
 			host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
 			if !l.perIP.Allow(host, l.limits.Clock.Now()) {
