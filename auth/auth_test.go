@@ -252,6 +252,7 @@ func TestMQTTACL(t *testing.T) {
 		{mon, "sub", "fire/#", true},
 		{mon, "sub", "#", false},
 		{mon, "sub", "$SYS/#", false},
+		{mon, "sub", "$share/lookout/fire/#", false}, // would take readings away from the gateway's group
 		{mon, "read", "fire/alerts/x", true},
 		{gw, "pub", "fire/deadletter/bad_topic", true},
 		{gw, "sub", "$share/lookout/fire/#", true},

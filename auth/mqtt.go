@@ -166,7 +166,9 @@ func (id MQTTIdentity) MayPublish(topic string) bool {
 func (id MQTTIdentity) MaySubscribe(filter string) bool {
 	if strings.HasPrefix(filter, "$share/") {
 		parts := strings.SplitN(filter, "/", 3)
-		if len(parts) != 3 || id.Kind == MQTTDevice {
+		// Only the gateway shares: a monitor in the gateway's group would take
+		// a share of the readings away from ingest.
+		if len(parts) != 3 || id.Kind != MQTTGateway {
 			return false
 		}
 		filter = parts[2]

@@ -288,3 +288,39 @@ func TestWillTopicMustPassThePublishACL(t *testing.T) {
 		})
 	}
 }
+
+// Disconnect closes an account's open connections (its credentials were
+// revoked or rotated) and leaves the others alone.
+func TestDisconnectClosesTheAccountsConnections(t *testing.T) {
+	e := startAuthBroker(t)
+	lost := make(chan string, 4)
+	connect := func(clientID, user string) paho.Client {
+		t.Helper()
+		o := paho.NewClientOptions().AddBroker("tcp://" + e.tb.addr).SetClientID(clientID).
+			SetUsername(user).SetPassword(e.creds[user]).SetAutoReconnect(false).SetConnectRetry(false).SetProtocolVersion(4).
+			SetConnectionLostHandler(func(paho.Client, error) { lost <- clientID })
+		c := paho.NewClient(o)
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect %s: %v", clientID, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(0) })
+		return c
+	}
+	connect("smoke-a", "smoke-a")
+	b := connect("smoke-b", "smoke-b")
+	if n := e.tb.Disconnect("smoke-a"); n != 1 {
+		t.Fatalf("closed %d connections, want 1", n)
+	}
+	select {
+	case who := <-lost:
+		if who != "smoke-a" {
+			t.Fatalf("%s lost its connection, want smoke-a", who)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("smoke-a still connected")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if !b.IsConnectionOpen() {
+		t.Error("smoke-b was disconnected too")
+	}
+}

@@ -130,6 +130,21 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 // Clients reports connected client count (for /readyz and metrics).
 func (b *Broker) Clients() int { return b.srv.Clients.Len() }
 
+// Disconnect closes every connection of the account username (its
+// credentials were revoked or rotated: a revoke must not wait for the client
+// to reconnect) and returns how many it closed.
+func (b *Broker) Disconnect(username string) int {
+	n := 0
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Inline || string(cl.Properties.Username) != username {
+			continue
+		}
+		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		n++
+	}
+	return n
+}
+
 // Intake is the context for the Handler's blocking work (the spool append):
 // it ends when Close starts. mochi's Close waits for every client's read loop,
 // and a loop blocked in the Handler on a full spool would otherwise hold it

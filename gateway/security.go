@@ -55,7 +55,7 @@ func (a *App) setupSecurity(ctx context.Context) error {
 	if proxies, err = proxies.WithHeader(a.cfg.HTTP.ForwardedHeader); err != nil {
 		return fmt.Errorf("http.forwarded_header: %w", err)
 	}
-	svc, err := httpauth.New(httpauth.Options{Store: st, Devices: lookup, MQTT: ma, Proxies: proxies, Config: cfg,
+	svc, err := httpauth.New(httpauth.Options{Store: st, Devices: lookup, MQTT: revoker{ma, a}, Proxies: proxies, Config: cfg,
 		Prefix: a.cfg.Ingest.TopicPrefix, Clock: a.clk, Registerer: a.reg, Log: log})
 	if err != nil {
 		return err
@@ -121,5 +121,25 @@ func (a *App) simCameraTokens(ctx context.Context, cams []string, path string) {
 	}
 	if n > 0 {
 		a.log.Info("issued WHIP camera tokens for the simulator", "cameras", n, "file", path)
+	}
+}
+
+// revoker is what the credential routes call after a revoke or rotation: the
+// cached verification is dropped and, with the embedded broker, the account's
+// open connections are closed, so old credentials stop working at once rather
+// than at the next reconnect. (An external Mosquitto keeps them until it
+// reloads its password file.)
+type revoker struct {
+	ma *auth.MQTTAuth
+	a  *App
+}
+
+// Forget implements httpauth.MQTTForgetter.
+func (r revoker) Forget(user string) {
+	r.ma.Forget(user)
+	if r.a.broker != nil {
+		if n := r.a.broker.Disconnect(user); n > 0 {
+			r.a.log.Info("mqtt connections closed after a credential change", "user", user, "connections", n)
+		}
 	}
 }
