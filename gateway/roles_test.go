@@ -299,3 +299,24 @@ func TestQueryTokenOnlyWhereNeeded(t *testing.T) {
 		}
 	}
 }
+
+// A camera token acts for its own camera only, on WHIP publish and delete.
+func TestCameraTokenOwnCameraOnly(t *testing.T) {
+	a := testApp(t)
+	c := makeCreds(t, a)
+	h := apiMux(a.routes(), a.guard)
+	for _, tc := range []struct {
+		method, path string
+	}{
+		{http.MethodPost, "/api/v1/streams/cam-02/whip"},
+		{http.MethodDelete, "/api/v1/streams/cam-02/whip/0123456789abcdef"},
+	} {
+		if got := do(t, h, tc.method, tc.path, c[auth.RoleCamera]); got != -http.StatusForbidden {
+			t.Errorf("%s %s with cam-01's token: %d, want the handler's 403", tc.method, tc.path, got)
+		}
+	}
+	// Its own camera gets past that check (404: no such session).
+	if got := do(t, h, http.MethodDelete, "/api/v1/streams/cam-01/whip/0123456789abcdef", c[auth.RoleCamera]); got == -http.StatusForbidden || got == http.StatusForbidden {
+		t.Errorf("DELETE on its own camera: %d", got)
+	}
+}

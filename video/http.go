@@ -51,9 +51,8 @@ func writeAnswer(w http.ResponseWriter, location, answer string) {
 // stream (SDP offer in, 201 + Location + SDP answer out).
 func (m *Manager) HandleWHIP(w http.ResponseWriter, r *http.Request) {
 	camera := r.PathValue("camera")
-	// A camera token speaks for its own device only.
-	if p, ok := auth.PrincipalFrom(r.Context()); ok && p.Role == auth.RoleCamera && p.Device != camera {
-		web.Error(w, r, fmt.Errorf("video: token of camera %q cannot publish %q: %w", p.Device, camera, errs.ErrForbidden))
+	if err := ownCamera(r, camera); err != nil {
+		web.Error(w, r, err)
 		return
 	}
 	offer, err := readOffer(r)
@@ -69,8 +68,21 @@ func (m *Manager) HandleWHIP(w http.ResponseWriter, r *http.Request) {
 	writeAnswer(w, "/api/v1/streams/"+camera+"/whip/"+id, answer)
 }
 
+// ownCamera refuses a camera token acting for another camera: a camera token
+// speaks for its own device only.
+func ownCamera(r *http.Request, camera string) error {
+	if p, ok := auth.PrincipalFrom(r.Context()); ok && p.Role == auth.RoleCamera && p.Device != camera {
+		return fmt.Errorf("video: token of camera %q cannot act for %q: %w", p.Device, camera, errs.ErrForbidden)
+	}
+	return nil
+}
+
 // HandleWHIPDelete is DELETE /api/v1/streams/{camera}/whip/{session}: the camera stops publishing.
 func (m *Manager) HandleWHIPDelete(w http.ResponseWriter, r *http.Request) {
+	if err := ownCamera(r, r.PathValue("camera")); err != nil {
+		web.Error(w, r, err)
+		return
+	}
 	if err := m.deletePublisher(r.PathValue("camera"), r.PathValue("session")); err != nil {
 		web.Error(w, r, err)
 		return
