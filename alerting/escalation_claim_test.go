@@ -332,21 +332,7 @@ func TestEveryContactCalledWhenARecordFails(t *testing.T) {
 // The webhook prune runs every minute: it must search the index, not scan the table.
 func TestWebhookPruneUsesTheIndex(t *testing.T) {
 	h := newHarness(t, nil)
-	rows, err := h.db.Query(`EXPLAIN QUERY PLAN `+pruneWebhooks, 1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	got := strings.Join(plan, "; ")
+	got := queryPlan(t, h.db, pruneWebhooks, 1, 1)
 	if strings.Contains(got, "SCAN webhook_outbox") || !strings.Contains(got, "webhook_outbox_due") {
 		t.Fatalf("prune plan %q, want index searches only", got)
 	}

@@ -460,21 +460,7 @@ func TestOpenIncidentsUseIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := h.db.Query(`EXPLAIN QUERY PLAN `+q, 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if p := strings.Join(plan, "; "); !strings.Contains(p, "incident_open") || strings.Contains(p, "TEMP B-TREE") {
+	if p := queryPlan(t, h.db, q, 0, 10); !strings.Contains(p, "incident_open") || strings.Contains(p, "TEMP B-TREE") {
 		t.Errorf("plan %q: want the incident_open index and no sort", p)
 	}
 }
