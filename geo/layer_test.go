@@ -108,6 +108,37 @@ func TestBadLayers(t *testing.T) {
 			`[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]],` +
 			`[[[107.02,31.02],[107.05,31.04],[107.02,31.06],[107.01,31.04],[107.02,31.02]]]]}}`),
 			[]string{`id "oh"`, "polygon 1 overlaps polygon 2 at [107.02 31.02]"}},
+		// a hole leaving its shell where it only meets it (no proper crossing):
+		// its first vertex is inside, or none of its vertices is off the shell
+		{"hole poking out through shell corners", LayerForests, coll(`{"type":"Feature","id":"hc","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107.05,31.05],[107.1,31.1],[107.15,31.05],[107.1,31],[107.05,31.05]]]}}`),
+			[]string{`id "hc"`, "hole 1 reaches outside the outer ring at [107.1 31]"}},
+		{"hole poking out through points on the shell's edge", LayerForests, coll(`{"type":"Feature","id":"he","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107.05,31.05],[107.1,31.02],[107.15,31.05],[107.1,31.08],[107.05,31.05]]]}}`),
+			[]string{`id "he"`, "hole 1 reaches outside the outer ring at [107.1 31.02]"}},
+		{"hole in a notch of its shell, every vertex on the shell", LayerForests, coll(`{"type":"Feature","id":"hn","geometry":{"type":"Polygon","coordinates":[` +
+			`[[107,31],[107.1,31],[107.1,31.1],[107.06,31.1],[107.06,31.04],[107.04,31.04],[107.04,31.1],[107,31.1],[107,31]],` +
+			`[[107.05,31.04],[107.06,31.07],[107.04,31.07],[107.05,31.04]]]}}`),
+			[]string{`id "hn"`, "hole 1 reaches outside the outer ring at [107.04 31.07]"}},
+		// a hole sharing a stretch of its shell's border (partly outside, or
+		// from inside): the rings overlap, refused as before
+		{"hole partly outside sharing a shell edge", LayerForests, coll(`{"type":"Feature","id":"hs","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107.05,31.02],[107.1,31.02],[107.1,31.08],[107.15,31.05],[107.05,31.02]]]}}`),
+			[]string{`id "hs"`, "hole 1 runs along outer ring"}},
+		{"hole sharing a stretch of the shell's border from inside", LayerForests, coll(`{"type":"Feature","id":"hi","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107.05,31.05],[107.1,31.02],[107.1,31.08],[107.05,31.05]]]}}`),
+			[]string{`id "hi"`, "hole 1 runs along outer ring"}},
+		// two holes overlapping where they only meet: their first vertices off
+		// each other's boundary are outside the other
+		{"holes overlapping where they touch", LayerForests, coll(`{"type":"Feature","id":"hv","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107.02,31.02],[107.02,31.06],[107.06,31.06],[107.06,31.02],[107.02,31.02]],[[107.02,31.02],[107.06,31.06],[107.07,31.01],[107.02,31.02]]]}}`),
+			[]string{`id "hv"`, "hole 1 overlaps hole 2 at [107.02 31.02]"}},
+		{"hole inscribed in another hole", LayerForests, coll(`{"type":"Feature","id":"hd","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107.02,31.02],[107.06,31.02],[107.06,31.06],[107.02,31.06],[107.02,31.02]],[[107.04,31.02],[107.06,31.04],[107.04,31.06],[107.02,31.04],[107.04,31.02]]]}}`),
+			[]string{`id "hd"`, "hole 1 overlaps hole 2 at [107.02 31.04]"}},
+		{"polygon 2's hole poking out of its shell", LayerForests, coll(`{"type":"Feature","id":"hm","geometry":{"type":"MultiPolygon","coordinates":[` + sq +
+			`,[[[108,31],[108.1,31],[108.1,31.1],[108,31.1],[108,31]],[[108.05,31.05],[108.1,31.1],[108.15,31.05],[108.1,31],[108.05,31.05]]]]}}`),
+			[]string{`id "hm"`, "polygon 2 hole 1 reaches outside the outer ring at [108.1 31]"}},
 		{"mask point without radius", LayerMasks, coll(`{"type":"Feature","id":"m","geometry":{"type":"Point","coordinates":[107,31]}}`), []string{`id "m"`, "radius_m"}},
 	}
 	for _, c := range cases {
@@ -161,6 +192,14 @@ func TestValidPolygonsAccepted(t *testing.T) {
 		"repeated and collinear positions": `[[[107,31],[107.05,31],[107.05,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]]]`,
 		// two holes side by side, touching each other at a vertex
 		"holes touching": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.05,31.05],[107.02,31.08],[107.02,31.02]],[[107.05,31.05],[107.08,31.02],[107.08,31.08],[107.05,31.05]]]`,
+		// a hole's vertex on the shell's edge, and the shell's (reflex) vertex on a hole's edge
+		"hole touching the shell's edge":        `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.1,31.05],[107.06,31.07],[107.06,31.03],[107.1,31.05]]]`,
+		"shell's vertex touching a hole's edge": `[[[107,31],[107.1,31],[107.1,31.1],[107.05,31.06],[107,31.1],[107,31]],[[107.03,31.06],[107.05,31.02],[107.07,31.06],[107.03,31.06]]]`,
+		// two holes touching each other and the shell at one point, and a hole's vertex on another hole's edge
+		"holes touching the shell at one point": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107,31],[107.05,31.02],[107.02,31.05],[107,31]],[[107,31],[107.08,31.005],[107.08,31.015],[107,31]]]`,
+		"hole touching another hole's edge":     `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.05,31.02],[107.05,31.08],[107.02,31.08],[107.02,31.02]],[[107.05,31.05],[107.08,31.03],[107.08,31.07],[107.05,31.05]]]`,
+		// clockwise rings: a clockwise shell and a counterclockwise hole touching it at a corner
+		"clockwise shell with a hole touching it": `[[[107,31],[107,31.1],[107.1,31.1],[107.1,31],[107,31]],[[107.1,31.1],[107.05,31.08],[107.08,31.05],[107.1,31.1]]]`,
 		// an island in a lake: polygon 2 inside polygon 1's hole
 		"island in a hole": `{"type":"MultiPolygon","coordinates":[[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.08,31.02],[107.08,31.08],[107.02,31.08],[107.02,31.02]]],[[[107.04,31.04],[107.06,31.04],[107.06,31.06],[107.04,31.04]]]]}`,
 		// two polygons of one MultiPolygon sharing a stretch of border, as DataV county outlines do

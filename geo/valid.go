@@ -17,9 +17,10 @@ import (
 // hotspot in that area would be tagged by accident. Layers are refused when a
 // polygon's rings cross or overlap one another or themselves, when a ring
 // doubles back on itself (a spike of zero width), when a hole lies outside its
-// shell, when a hole lies inside another hole, when polygons of one
-// MultiPolygon cross, overlap or lie inside one another, or when a ring has
-// fewer than 3 distinct positions (no area: a point-sized forest or hole).
+// shell or overlaps another hole (wholly or in part, also where they only
+// meet at points), when polygons of one MultiPolygon cross, overlap or lie
+// inside one another, or when a ring has fewer than 3 distinct positions (no
+// area: a point-sized forest or hole).
 // Rings may touch at a point (a hole meeting the shell at a vertex is common
 // in forest inventories), polygons of one MultiPolygon may share stretches of
 // border with one on each side (administrative outlines do), and repeated
@@ -48,7 +49,7 @@ func distinctPositions(r orb.Ring, limit int) int {
 }
 
 // crossings returns the first crossing or overlap among edges, in grid order.
-// When touches is not nil, it also collects where edges of different polygons
+// When touches is not nil, it also collects where edges of different rings
 // meet without crossing (see touchPoints).
 func crossings(edges []vedge, ringName func(int32) string, touches *[]touchAt) error {
 	if len(edges) < 2 {
@@ -113,7 +114,7 @@ func crossings(edges []vedge, ringName func(int32) string, touches *[]touchAt) e
 				if err := crossError(o, e, ringName); err != nil {
 					return err
 				}
-				if touches != nil && o.poly != e.poly {
+				if touches != nil && o.ring != e.ring {
 					*touches = touchPoints(*touches, o, e, in[x], in[y])
 				}
 			}
@@ -154,11 +155,11 @@ type vedge struct {
 }
 
 // checkAreas reports the first way mp is not a valid area (nil if none):
-// rings crossing, rings of one polygon overlapping, a hole outside its shell
-// or inside another hole, or one polygon of the MultiPolygon lying inside or
-// overlapping another (see overlapAtTouch). Polygons may touch and may share
-// stretches of border (real administrative outlines do); an island in another
-// polygon's hole is fine.
+// rings crossing, rings of one polygon overlapping, a hole reaching outside
+// its shell or overlapping another hole (see holeAtTouch), or one polygon of
+// the MultiPolygon lying inside or overlapping another (see overlapAtTouch).
+// Rings may touch at points, polygons may share stretches of border (real
+// administrative outlines do); an island in another polygon's hole is fine.
 func checkAreas(mp orb.MultiPolygon) error {
 	type ringRef struct{ poly, ring int }
 	var refs []ringRef
@@ -175,14 +176,12 @@ func checkAreas(mp orb.MultiPolygon) error {
 	}
 	var edges []vedge
 	var touches []touchAt
-	var touchesP *[]touchAt // only a MultiPolygon's polygons can overlap without crossing
-	if len(mp) > 1 {
-		touchesP = &touches
-	}
+	var shell []int32 // per ring, its polygon's outer ring
 	for pi, pg := range mp {
 		for ri, r := range pg {
 			g := int32(len(refs))
 			refs = append(refs, ringRef{pi, ri})
+			shell = append(shell, g-int32(ri))
 			n := int32(len(r) - 1)
 			for i := int32(0); i < n; i++ {
 				a, b := r[i], r[i+1]
@@ -193,11 +192,30 @@ func checkAreas(mp orb.MultiPolygon) error {
 			}
 		}
 	}
-	if err := crossings(edges, ringName, touchesP); err != nil {
+	if err := crossings(edges, ringName, &touches); err != nil {
 		return err
 	}
-	// No edges cross, so one vertex of a ring off another ring's boundary
-	// tells on which side of it the whole ring lies.
+	// Where rings meet without crossing, a hole may pass out of its shell or
+	// into another hole (through a shared vertex, or from a vertex on the
+	// other's edge): the test below, one vertex per ring, cannot see that
+	// (see holeAtTouch).
+	var left []bool
+	if len(touches) > 0 {
+		slices.SortFunc(touches, compareTouches)
+		left = make([]bool, len(refs))
+		for g, rr := range refs {
+			left[g] = (ringArea(mp[rr.poly][rr.ring]) > 0) == (rr.ring == 0)
+		}
+		if h, o, at, ok := holeAtTouch(edges, touches, left, shell); ok {
+			if o == shell[h] {
+				return fmt.Errorf("%s reaches outside the outer ring at %v", ringName(h), at)
+			}
+			return fmt.Errorf("%s overlaps %s at %v", ringName(min(h, o)), ringName(max(h, o)), at)
+		}
+	}
+	// No edges cross and no ring passes into another where they meet, so one
+	// vertex of a ring off another ring's boundary tells on which side of it
+	// the whole ring lies.
 	polys := make([]poly, len(mp))
 	for pi, pg := range mp {
 		polys[pi].outer = newRing(pg[0])
@@ -232,11 +250,7 @@ func checkAreas(mp orb.MultiPolygon) error {
 	// (through a shared vertex, or from a vertex on the other's edge) or
 	// share a stretch of border with both on the same side of it: the test
 	// below, one vertex per ring, cannot see that (see overlapAtTouch).
-	if len(touches) > 0 {
-		left := make([]bool, len(refs))
-		for g, rr := range refs {
-			left[g] = (ringArea(mp[rr.poly][rr.ring]) > 0) == (rr.ring == 0)
-		}
+	if len(mp) > 1 && len(touches) > 0 {
 		if a, b, at, ok := overlapAtTouch(edges, touches, left); ok {
 			return fmt.Errorf("polygon %d overlaps polygon %d at %v", a+1, b+1, at)
 		}
@@ -275,14 +289,14 @@ func checkAreas(mp orb.MultiPolygon) error {
 // nothing for a Polygon or for a MultiPolygon whose parts do not touch, a
 // few edges per shared vertex for one whose parts do.
 
-// touchAt is a point where an edge of one polygon meets an edge of another
-// polygon of the MultiPolygon without crossing it.
+// touchAt is a point where an edge of one ring meets an edge of another ring
+// without crossing it.
 type touchAt struct {
 	at   orb.Point
 	edge int32 // index into the edges under validation
 }
 
-// touchPoints appends where edges o and e (of different polygons, not
+// touchPoints appends where edges o and e (of different rings, not
 // crossing) meet: each end of one lying on the other, with both edges. The
 // test is crossing's (the same orient), so what it called a touch or a shared
 // stretch is found here.
@@ -293,11 +307,27 @@ func touchPoints(dst []touchAt, o, e *vedge, oi, ei int32) []touchAt {
 		}
 	}
 	for _, p := range [...]orb.Point{o.a, o.b} {
-		if onEdge(p, e) {
+		if p != e.a && p != e.b && onEdge(p, e) { // a shared end is in already
 			dst = append(dst, touchAt{p, oi}, touchAt{p, ei})
 		}
 	}
 	return dst
+}
+
+// compareTouches orders touch points by position (coordinates are finite),
+// then edge.
+func compareTouches(x, y touchAt) int {
+	switch {
+	case x.at[0] < y.at[0]:
+		return -1
+	case x.at[0] > y.at[0]:
+		return 1
+	case x.at[1] < y.at[1]:
+		return -1
+	case x.at[1] > y.at[1]:
+		return 1
+	}
+	return cmp.Compare(x.edge, y.edge)
 }
 
 // onEdge tells whether p lies on edge e (ends included).
@@ -321,44 +351,159 @@ type touchRay struct {
 	to   orb.Point
 	edge int32
 	poly int32
+	ring int32
 	in   bool // the polygon's interior lies counterclockwise of the ray
 }
 
-// overlapAtTouch looks at every touch point (touches is sorted in place) for
-// two polygons whose interiors meet there; left tells, per ring, whether its
-// polygon's interior lies left of its edges.
+// raysAt gathers the rays leaving the first touch point of touches (sorted by
+// point, then edge), sorted by sortRays, into rays; n is how many touches it
+// took. left tells, per ring, whether its polygon's interior lies left of its
+// edges.
+func raysAt(edges []vedge, touches []touchAt, left []bool, rays []touchRay) (v orb.Point, out []touchRay, n int) {
+	v = touches[0].at
+	rays = rays[:0]
+	for ; n < len(touches) && touches[n].at == v; n++ {
+		if n > 0 && touches[n].edge == touches[n-1].edge {
+			continue // the same edge again (sorted by edge within a point)
+		}
+		k := touches[n].edge
+		e := &edges[k]
+		l := left[e.ring]
+		if e.a != v { // the edge arrives at v from e.a (or passes through v)
+			rays = append(rays, touchRay{e.a, k, e.poly, e.ring, !l})
+		}
+		if e.b != v {
+			rays = append(rays, touchRay{e.b, k, e.poly, e.ring, l})
+		}
+	}
+	sortRays(v, rays)
+	return v, rays, n
+}
+
+// overlapAtTouch looks at every touch point (touches sorted by point, then
+// edge) for two polygons whose interiors meet there; left tells, per ring,
+// whether its polygon's interior lies left of its edges.
 func overlapAtTouch(edges []vedge, touches []touchAt, left []bool) (a, b int32, at orb.Point, ok bool) {
-	slices.SortFunc(touches, func(x, y touchAt) int {
-		return cmp.Or(cmp.Compare(x.at[0], y.at[0]), cmp.Compare(x.at[1], y.at[1]), cmp.Compare(x.edge, y.edge))
-	})
 	var rays []touchRay
 	var polys []int32
-	for i := 0; i < len(touches); {
-		v := touches[i].at
-		rays, polys = rays[:0], polys[:0]
-		for ; i < len(touches) && touches[i].at == v; i++ {
-			if len(rays) > 0 && touches[i].edge == rays[len(rays)-1].edge {
-				continue // the same edge again (sorted by edge within a point)
-			}
-			k := touches[i].edge
-			e := &edges[k]
-			l := left[e.ring]
-			if e.a != v { // the edge arrives at v from e.a (or passes through v)
-				rays = append(rays, touchRay{e.a, k, e.poly, !l})
-			}
-			if e.b != v {
-				rays = append(rays, touchRay{e.b, k, e.poly, l})
-			}
-			if !slices.Contains(polys, e.poly) {
-				polys = append(polys, e.poly)
+	for len(touches) > 0 {
+		var v orb.Point
+		var n int
+		v, rays, n = raysAt(edges, touches, left, rays)
+		touches = touches[n:]
+		polys = polys[:0]
+		for k := range rays {
+			if !slices.Contains(polys, rays[k].poly) {
+				polys = append(polys, rays[k].poly)
 			}
 		}
-		sortRays(v, rays)
 		for x := range polys {
 			for y := x + 1; y < len(polys); y++ {
 				if sectorsMeet(v, edges, rays, polys[x], polys[y]) {
 					return min(polys[x], polys[y]), max(polys[x], polys[y]), v, true
 				}
+			}
+		}
+	}
+	return 0, 0, orb.Point{}, false
+}
+
+// Holes where rings meet.
+//
+// The same blind spot inside one polygon: a hole that meets its shell at two
+// vertices can pass out of it between them (a diamond hole on a corner of a
+// square shell) with its first vertex inside, and a hole whose vertices all
+// lie on the shell's boundary has no vertex to judge by at all; two holes
+// that touch can overlap the same ways. Edges of different rings never cross,
+// so a hole's boundary goes from inside its shell to outside, or into another
+// hole, only where the rings meet: it is enough to check, at each such point,
+// that the hole's own interior (the inside of its ring) stays within the
+// shell's and clear of the other holes'. Going round the point as
+// sectorsMeet does, each ring's rays say when the sweep is inside that ring;
+// a gap between consecutive directions inside a hole must be inside the
+// shell (when the shell passes there: otherwise the point is wholly inside or
+// outside it, and the one-vertex test settles it) and inside no other hole.
+// Rings may touch at a point: a hole whose sector at the point lies within
+// the shell's and beside the other holes' is fine.
+
+// holeAtTouch looks at every touch point (touches sorted by point, then edge)
+// for a hole h whose interior reaches outside its polygon's outer ring (o is
+// that ring) or overlaps another hole o of its polygon there. left is as for
+// overlapAtTouch; shell gives, per ring, its polygon's outer ring. The work
+// is linear in the rays at each point but for finding a ring among the rings
+// there (a handful).
+func holeAtTouch(edges []vedge, touches []touchAt, left []bool, shell []int32) (h, o int32, at orb.Point, ok bool) {
+	var rays []touchRay
+	var rings []int32 // the rings of one polygon at the point
+	var in []bool     // per ring there: is the sweep inside it
+	slot := func(g int32) int {
+		s := slices.Index(rings, g)
+		if s < 0 {
+			s = len(rings)
+			rings, in = append(rings, g), append(in, false)
+		}
+		return s
+	}
+	for len(touches) > 0 {
+		var v orb.Point
+		var n int
+		v, rays, n = raysAt(edges, touches, left, rays)
+		touches = touches[n:]
+		// each polygon's rays, still in angular order
+		slices.SortStableFunc(rays, func(r, s touchRay) int { return cmp.Compare(r.poly, s.poly) })
+		for rest := rays; len(rest) > 0; {
+			m := 1
+			for m < len(rest) && rest[m].poly == rest[0].poly {
+				m++
+			}
+			pr := rest[:m]
+			rest = rest[m:]
+			// going in at ray 0: the state left by each ring's last ray
+			rings, in = rings[:0], in[:0]
+			outer := -1 // the outer ring's slot, if it passes here
+			for k := range pr {
+				s := slot(pr[k].ring)
+				in[s] = pr[k].in != (shell[pr[k].ring] != pr[k].ring) // the ring's own inside
+				if shell[pr[k].ring] == pr[k].ring {
+					outer = s
+				}
+			}
+			if len(rings) < 2 {
+				continue
+			}
+			holesIn := 0
+			for s := range rings {
+				if s != outer && in[s] {
+					holesIn++
+				}
+			}
+			for k := range pr {
+				r := &pr[k]
+				s := slot(r.ring)
+				if now := r.in != (shell[r.ring] != r.ring); now != in[s] {
+					in[s] = now
+					if s != outer && now {
+						holesIn++
+					} else if s != outer {
+						holesIn--
+					}
+				}
+				if holesIn == 0 || sameDirection(v, edges, r, &pr[(k+1)%len(pr)]) {
+					continue
+				}
+				if holesIn == 1 && (outer < 0 || in[outer]) {
+					continue
+				}
+				var found []int32 // the holes the gap is in
+				for s := range rings {
+					if s != outer && in[s] {
+						found = append(found, rings[s])
+					}
+				}
+				if holesIn > 1 {
+					return found[0], found[1], v, true
+				}
+				return found[0], rings[outer], v, true
 			}
 		}
 	}
