@@ -159,3 +159,28 @@ func (s *Store) RevokeToken(ctx context.Context, id, owner string) error {
 	}
 	return nil
 }
+
+// RevokeDevice removes what lets a device in: its MQTT account (device kind
+// only) and every camera token that speaks for it. Called when the device is
+// deleted from the registry, so a unit registered later under the same id
+// starts without the old unit's secrets. It returns how many it removed.
+func (s *Store) RevokeDevice(ctx context.Context, id string) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("auth: revoke device: %w", err)
+	}
+	defer tx.Rollback()
+	n := 0
+	for _, q := range []string{`DELETE FROM auth_mqtt WHERE username=? AND kind='device'`, `DELETE FROM auth_tokens WHERE device=?`} {
+		res, err := tx.ExecContext(ctx, q, id)
+		if err != nil {
+			return 0, fmt.Errorf("auth: revoke device: %w", err)
+		}
+		k, _ := res.RowsAffected()
+		n += int(k)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("auth: revoke device: %w", err)
+	}
+	return n, nil
+}

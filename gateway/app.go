@@ -148,12 +148,24 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	a.closers = append(a.closers, a.video.Close)
 	// Cameras with an rtsp_url in the registry are pulled over RTSP, now and after every edit.
 	a.devices.Watch(followRegistry(a.video, log.With("component", "video")))
-	// A deleted device's offline alert is cleared: it will never come back online.
+	// A deleted device's offline alert is cleared (it will never come back
+	// online), and its MQTT account and camera tokens are revoked: a unit
+	// registered later under the same id must not inherit the old secrets.
 	a.devices.Watch(func(c registry.Change) {
-		if c.Op == registry.ChangeDeleted {
-			a.alerts.DeviceHealth(alerting.HealthEvent{DeviceID: c.Device.ID, Class: string(c.Device.Class), Zone: c.Device.Zone,
-				To: alerting.HealthDeleted, At: a.clk.Now()})
+		if c.Op != registry.ChangeDeleted {
+			return
 		}
+		a.alerts.DeviceHealth(alerting.HealthEvent{DeviceID: c.Device.ID, Class: string(c.Device.Class), Zone: c.Device.Zone,
+			To: alerting.HealthDeleted, At: a.clk.Now()})
+		if a.sec == nil {
+			return
+		}
+		if n, err := a.sec.store.RevokeDevice(context.Background(), c.Device.ID); err != nil {
+			a.log.Error("revoke a deleted device's credentials", "device", c.Device.ID, "err", err)
+		} else if n > 0 {
+			a.log.Info("revoked a deleted device's credentials", "device", c.Device.ID, "removed", n)
+		}
+		revoker{a.sec.mqtt, a}.Forget(c.Device.ID)
 	})
 	// --- security ---
 	if err = a.setupSecurity(ctx); err != nil {

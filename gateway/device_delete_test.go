@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/lookoutfire/lookout/alerting"
+	"github.com/lookoutfire/lookout/auth"
 	"github.com/lookoutfire/lookout/registry"
 )
 
@@ -54,5 +56,47 @@ func TestDeletedDeviceOfflineAlertCleared(t *testing.T) {
 	waitUntil("the offline alert cleared", func() bool { return !active(alerting.TypeOffline) })
 	if !active(alerting.TypeSmokeAlarm) {
 		t.Error("the smoke alarm was cleared with the device")
+	}
+}
+
+// Deleting a device revokes its MQTT account and camera tokens: the same id
+// registered again starts with no secrets.
+func TestDeletedDeviceCredentialsRevoked(t *testing.T) {
+	a := testApp(t)
+	ctx := context.Background()
+	if err := a.sec.store.CreateUser(ctx, "boss", auth.RoleAdmin, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"cam-del", "cam-keep"} {
+		if err := a.devices.Create(ctx, registry.Device{ID: id, Class: "camera", Name: id, Lat: 31.4, Lon: 106.9}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.sec.store.IssueMQTT(ctx, id, auth.MQTTDevice); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.sec.store.CreateToken(ctx, "boss", auth.RoleAdmin, auth.TokenRequest{Name: "cam", Role: auth.RoleCamera, Device: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.devices.Delete(ctx, "cam-del"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.sec.store.GetMQTT(ctx, "cam-del"); !errors.Is(err, auth.ErrCredNotFound) {
+		t.Errorf("MQTT account of the deleted device: %v, want gone", err)
+	}
+	if _, err := a.sec.store.GetMQTT(ctx, "cam-keep"); err != nil {
+		t.Errorf("the other camera's account: %v", err)
+	}
+	toks, err := a.sec.store.ListTokens(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if tk.Device == "cam-del" {
+			t.Errorf("camera token %s of the deleted device survived", tk.ID)
+		}
+	}
+	if len(toks) != 1 {
+		t.Errorf("%d tokens left, want cam-keep's only", len(toks))
 	}
 }
