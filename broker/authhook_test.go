@@ -324,3 +324,32 @@ func TestDisconnectClosesTheAccountsConnections(t *testing.T) {
 		t.Error("smoke-b was disconnected too")
 	}
 }
+
+// A device's retained publish is stored as a reading but not retained: a later
+// subscriber must not be greeted with a stale reading as if it were current.
+func TestDeviceReadingsAreNotRetained(t *testing.T) {
+	e := startAuthBroker(t)
+	dev, err := e.client(t, "smoke-a", "smoke-a", e.creds["smoke-a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := dev.Publish("fire/smoke/smoke-a/heartbeat", 1, true, `{"uptime_s":1}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	if n := e.tb.received.Load(); n != 1 {
+		t.Fatalf("ingest received %d, want the reading", n)
+	}
+	mon, err := e.client(t, "ops@late", "ops", e.creds["ops"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	if tok := mon.Subscribe("fire/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case topic := <-got:
+		t.Fatalf("a later subscriber got a retained %s", topic)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

@@ -190,6 +190,9 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		h.log.Warn("reading not stored; withholding ack", "client", cl.ID, "topic", pk.TopicName, "err", err)
 		return pk, packets.ErrRejectPacket
 	}
+	// Readings are never retained (docs/protocol.md: devices must not set the
+	// flag): a retained one would greet every later subscriber as if current.
+	pk.FixedHeader.Retain = false
 	return pk, nil
 }
 
