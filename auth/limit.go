@@ -102,15 +102,29 @@ func NewLoginLimiter(cfg Config) *LoginLimiter {
 		failures: cfg.LoginFailuresPerUser, lockout: cfg.LoginLockout, users: map[string]*failState{}}
 }
 
-// Allow is called before checking a password; ErrThrottled means "do not even try".
+// ThrottleError is ErrThrottled with how long to wait, for Retry-After.
+type ThrottleError struct {
+	Why        string
+	RetryAfter time.Duration
+}
+
+func (e *ThrottleError) Error() string {
+	return fmt.Sprintf("%s: %v; try again in %s", e.Why, ErrThrottled, e.RetryAfter.Round(time.Second))
+}
+
+// Unwrap makes a ThrottleError an ErrThrottled (and so errs.ErrRateLimited).
+func (e *ThrottleError) Unwrap() error { return ErrThrottled }
+
+// Allow is called before checking a password; a *ThrottleError (an
+// ErrThrottled) means "do not even try" and says for how long.
 func (l *LoginLimiter) Allow(ip, user string, now time.Time) error {
 	if !l.perIP.Allow(SourceKey(ip), now) {
-		return fmt.Errorf("from %s: %w", ip, ErrThrottled)
+		return &ThrottleError{Why: "too many attempts from " + ip, RetryAfter: l.perIP.window}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if f := l.users[user]; f != nil && now.Before(f.lockedUntil) {
-		return fmt.Errorf("user locked: %w", ErrThrottled)
+		return &ThrottleError{Why: "user locked after repeated wrong passwords", RetryAfter: f.lockedUntil.Sub(now)}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package httpauth
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,7 +51,7 @@ func (s *Service) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := s.limiter.Allow(ip, req.Username, now); err != nil {
 		s.logins.WithLabelValues("throttled").Inc()
 		s.log.Warn("login throttled", "user", logName(req.Username), "remote", ip)
-		w.Header().Set("Retry-After", "60")
+		setRetryAfter(w, err)
 		web.Error(w, r, err)
 		return
 	}
@@ -131,7 +132,7 @@ func (s *Service) HandleChangeOwnPassword(w http.ResponseWriter, r *http.Request
 	// way to guess the current password at full speed.
 	now := s.clk.Now()
 	if err := s.limiter.Allow(s.clientIP(r), p.Name, now); err != nil {
-		w.Header().Set("Retry-After", "60")
+		setRetryAfter(w, err)
 		web.Error(w, r, err)
 		return
 	}
@@ -433,4 +434,15 @@ func (s *Service) HandleAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	web.JSON(w, http.StatusOK, es)
+}
+
+// setRetryAfter tells a throttled client when to come back (a user lockout
+// lasts auth.login_lockout, not a minute).
+func setRetryAfter(w http.ResponseWriter, err error) {
+	secs := 60
+	var te *auth.ThrottleError
+	if errors.As(err, &te) {
+		secs = max(1, int(math.Ceil(te.RetryAfter.Seconds())))
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
 }

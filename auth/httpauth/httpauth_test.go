@@ -419,3 +419,23 @@ func TestBehindAProxyThatRewritesHost(t *testing.T) {
 		}
 	}
 }
+
+// A locked user is told when to come back: the lockout's remaining time, not a minute.
+func TestLockoutRetryAfter(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	_, h := newService(t, fc)
+	for i := 0; i < 3; i++ {
+		if rec := login(h, fmt.Sprintf("10.0.1.%d", i), "ana", "wrong password"); rec.Code != 401 {
+			t.Fatalf("failure %d: %d", i, rec.Code)
+		}
+	}
+	fc.Advance(5 * time.Minute)
+	rec := login(h, "10.0.2.1", "ana", "correct horse battery")
+	lockout := auth.DefaultConfig().LoginLockout
+	if want := fmt.Sprint(int((lockout - 5*time.Minute).Seconds())); rec.Code != 429 || rec.Header().Get("Retry-After") != want {
+		t.Fatalf("locked login: %d Retry-After %q, want 429 and %s", rec.Code, rec.Header().Get("Retry-After"), want)
+	}
+	if !strings.Contains(rec.Body.String(), "try again in 10m0s") {
+		t.Errorf("message %s does not say when", rec.Body)
+	}
+}
