@@ -31,15 +31,15 @@ func (a *App) routes() []web.Route {
 		{Method: get, Pattern: "/api/v1/geo/{layer}", Role: auth.RoleAny, Handler: a.geoLayers.HandleGet},
 		{Method: get, Pattern: "/api/v1/geo/locate", Role: auth.RoleAny, Handler: a.geoLayers.HandleLocate},
 		// --- alerting ---
-		{Method: get, Pattern: "/api/v1/alerts", Role: auth.RoleOperator, Handler: a.alerts.HandleList},
-		{Method: get, Pattern: "/api/v1/alerts/{id}", Role: auth.RoleOperator, Handler: a.alerts.HandleGet},
+		{Method: get, Pattern: "/api/v1/alerts", Role: auth.RoleAny, Handler: a.alerts.HandleList},
+		{Method: get, Pattern: "/api/v1/alerts/{id}", Role: auth.RoleAny, Handler: a.alerts.HandleGet},
 		{Method: post, Pattern: "/api/v1/alerts/{id}/ack", Role: auth.RoleOperator, Handler: a.alerts.HandleAck, MaxBody: 16 << 10, Audit: "alert.ack"},
 		{Method: post, Pattern: "/api/v1/alerts/{id}/clear", Role: auth.RoleOperator, Handler: a.alerts.HandleClear, MaxBody: 16 << 10, Audit: "alert.clear"},
 		{Method: get, Pattern: "/api/v1/alerts/{id}/cap", Role: auth.RoleOperator, Handler: a.alerts.HandleCAP},
 		{Method: get, Pattern: "/api/v1/cap/feed", Role: auth.RoleOperator, Handler: a.alerts.HandleCAPFeed},
 		{Method: get, Pattern: "/api/v1/incidents", Role: auth.RoleOperator, Handler: a.alerts.HandleIncidents},
 		{Method: post, Pattern: "/api/v1/incidents/{id}/close", Role: auth.RoleOperator, Handler: a.alerts.HandleCloseIncident, MaxBody: 16 << 10, Audit: "incident.close"},
-		{Method: get, Pattern: "/api/v1/events", Role: auth.RoleOperator, Handler: a.alerts.HandleEvents, QueryToken: true},
+		{Method: get, Pattern: "/api/v1/events", Role: auth.RoleAny, Handler: a.alerts.HandleEvents, QueryToken: true},
 		{Method: get, Pattern: "/api/v1/fire-danger", Role: auth.RoleAny, Handler: a.alerts.HandleDanger},
 		// --- hotspots ---
 		{Method: post, Pattern: "/api/v1/hotspots/import", Role: auth.RoleVerifier, Handler: a.hotspots.HandleImport, MaxBody: a.hotspots.ImportBodyLimit(), Audit: "hotspot.import"},
