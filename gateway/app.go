@@ -138,7 +138,7 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 	}
 
 	// --- hotspots ---
-	if a.hotspots, err = newHotspots(ctx, cfg, a.db, a.geoLayers, a.pub, a.clk, a.reg, a.alerts, a.devices); err != nil {
+	if a.hotspots, err = newHotspots(ctx, cfg, a.db, a.geoLayers, a.pub, a.clk, a.reg, a.alerts, a.devices, log.With("component", "hotspots")); err != nil {
 		return a, err
 	}
 	// --- video ---

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ import (
 // overdue reports raised as alerts (escalated through 叫应 by alerting) and
 // corroboration from alerting's evidence and the registry's cameras.
 func newHotspots(ctx context.Context, cfg config.Config, db *sql.DB, layers *geo.Layers, pub events.Publisher,
-	clk clock.Clock, reg prometheus.Registerer, alerts *alerting.Engine, devices *registry.Registry) (*hotspot.Service, error) {
+	clk clock.Clock, reg prometheus.Registerer, alerts *alerting.Engine, devices *registry.Registry, log *slog.Logger) (*hotspot.Service, error) {
 	hc := cfg.Hotspot
 	if hc.PhotoDir == "" {
 		hc.PhotoDir = filepath.Join(cfg.DataDir, "photos")
@@ -42,7 +43,7 @@ func newHotspots(ctx context.Context, cfg config.Config, db *sql.DB, layers *geo
 	return hotspot.New(ctx, hc, hotspot.Deps{DB: db, Locator: hotspot.GeoLocator{Layers: layers}, Events: pub, Clock: clk,
 		Registerer: reg, User: requestUser, Escalator: hotspotEscalator{alerts},
 		Evidence: alertEvidence{alerts: alerts, devices: devices},
-		Cameras:  registryCameras{devices: devices, rangeM: cfg.Geo.CameraRangeM}})
+		Cameras:  registryCameras{devices: devices, rangeM: cfg.Geo.CameraRangeM}, Logger: log})
 }
 
 // hotspotEscalator raises an overdue hotspot report as a major alert and clears it

@@ -11,6 +11,7 @@ import (
 
 func TestImportFilesProgress(t *testing.T) {
 	e := newEnv(t, nil)
+	e.clk.Set(countyRowsEnd)
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.csv")
 	// ~1.6 MB of rows inside the test county: a progress bar is drawn.

@@ -127,7 +127,8 @@ func mapHeader(h []string) (firmsColumns, error) {
 // instrument, archive type, country_id) and calls fn for every good row in order. Bad
 // rows are counted and listed (up to maxBad) with their line numbers and do not stop
 // the parse; a missing header or required column does (ErrBadFile). fn's error stops
-// the parse and is returned. maxRows > 0 caps the good rows (ErrTooManyRows).
+// the parse and is returned, except BadRow, which rejects just that row. maxRows > 0
+// caps the good rows (ErrTooManyRows).
 //
 // FIRMS has no multi-line fields, so every physical line is parsed on its own: a stray
 // quote spoils its own line (one bad row), never the rows after it. A UTF-8 byte order
@@ -187,10 +188,25 @@ func ParseFIRMS(r io.Reader, maxBad, maxRows int, fn func(Hotspot) error) (Parse
 			return res, fmt.Errorf("more than %d rows: %w", maxRows, ErrTooManyRows)
 		}
 		if err := fn(h); err != nil {
+			var br badRow
+			if errors.As(err, &br) {
+				res.Rows--
+				bad(line, string(br))
+				continue
+			}
 			return res, err
 		}
 	}
 }
+
+// BadRow is what ParseFIRMS's fn returns to reject one row it was given (say, a date
+// in the future): the row is counted and listed as bad with its line number and
+// reason, like the rows the parser rejects itself, and the parse goes on.
+func BadRow(reason string) error { return badRow(reason) }
+
+type badRow string
+
+func (b badRow) Error() string { return string(b) }
 
 // lineRecords splits a stream into physical lines and parses each on its own as one CSV
 // record, so a quote can never carry a field over into the next line. One csv.Reader is

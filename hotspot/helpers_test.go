@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -210,7 +212,8 @@ func newEnv(t testing.TB, mod func(*Config, *Deps)) *testEnv {
 	e := &testEnv{clk: clock.NewFake(t0), esc: &recEscalator{}, ev: &recEvents{}, dir: dir, reg: prometheus.NewRegistry()}
 	cfg := DefaultConfig()
 	cfg.PhotoDir = filepath.Join(dir, "photos")
-	d := Deps{DB: db, Locator: testLocator(), Escalator: e.esc, Events: e.ev, Clock: e.clk, Registerer: e.reg}
+	d := Deps{DB: db, Locator: testLocator(), Escalator: e.esc, Events: e.ev, Clock: e.clk, Registerer: e.reg,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
 		mod(&cfg, &d)
 	}

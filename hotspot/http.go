@@ -93,15 +93,25 @@ func multipartErr(err error) error {
 	return fmt.Errorf("multipart: %v: %w", err, errs.ErrInvalid)
 }
 
-// parseFilter reads the list filters: status, zone, class, since (RFC 3339), overdue
-// (true/false), limit, offset.
+// parseFilter reads the list filters: status (comma-separated or repeated; "open" =
+// new, assigned and verifying), zone, class, since (RFC 3339), overdue (true/false),
+// limit, offset.
 func parseFilter(r *http.Request) (ListFilter, error) {
 	q := r.URL.Query()
-	f := ListFilter{Status: Status(q.Get("status")), Zone: q.Get("zone"), Class: Class(q.Get("class"))}
-	switch f.Status {
-	case "", StatusNew, StatusAssigned, StatusVerifying, StatusClosed, StatusMerged:
-	default:
-		return f, fmt.Errorf("status %q: %w", f.Status, errs.ErrInvalid)
+	f := ListFilter{Zone: q.Get("zone"), Class: Class(q.Get("class"))}
+	for _, v := range q["status"] {
+		for _, st := range strings.Split(v, ",") {
+			switch st := Status(strings.TrimSpace(st)); st {
+			case "":
+			case "open":
+				f.Statuses = append(f.Statuses, StatusNew, StatusAssigned, StatusVerifying)
+			case StatusNew, StatusAssigned, StatusVerifying, StatusClosed, StatusMerged:
+				f.Statuses = append(f.Statuses, st)
+			default:
+				return f, fmt.Errorf("status %q: want new, assigned, verifying, closed, merged or open (= new, assigned, verifying), "+
+					"several comma-separated: %w", st, errs.ErrInvalid)
+			}
+		}
 	}
 	switch f.Class {
 	case "", ClassForest, ClassNearForest, ClassElsewhere, ClassHeatSource:
@@ -137,7 +147,8 @@ func parseFilter(r *http.Request) (ListFilter, error) {
 	return f, nil
 }
 
-// HandleList lists reports: GET /api/v1/hotspots/reports?status=&zone=&class=&since=&overdue=.
+// HandleList lists reports: GET /api/v1/hotspots/reports?status=&zone=&class=&since=&overdue=
+// (see parseFilter; status=open,closed lists the reports in any of those statuses).
 func (s *Service) HandleList(w http.ResponseWriter, r *http.Request) {
 	f, err := parseFilter(r)
 	if err != nil {

@@ -272,6 +272,71 @@ func TestHTTPReportsLifecycleAndFilters(t *testing.T) {
 	}
 }
 
+// status=open lists new, assigned and verifying reports (the console's queue); several
+// statuses may be given comma-separated (or repeated); a wrong one names those accepted.
+func TestHTTPListOpenAndSeveralStatuses(t *testing.T) {
+	e, srv := httpEnv(t, nil)
+	a, b, c := scenario(t, e, srv) // a and c closed, b assigned
+	d := reportAt(t, e, 25.30012, 100.41233)
+	if _, err := e.svc.StartVerifying(t.Context(), b.ID, "x", VerifyRequest{Verifier: "Zhao Min"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(time.Minute)
+	e.importString(t, viirsHeader+viirsRow(25.2, 100.51, e.clk.Now().Add(-time.Hour), "N", 1)) // outside every zone: new
+	n := reportAt(t, e, 25.2, 100.51)
+	if d.ID != b.ID || n.Status != StatusNew {
+		t.Fatalf("setup: %+v %+v", d, n)
+	}
+	base := srv.URL + "/api/v1/hotspots/reports"
+	for q, want := range map[string][]int64{
+		"?status=open":                  {n.ID, b.ID},
+		"?status=open&limit=1&offset=1": {b.ID},
+		"?status=verifying,new":         {n.ID, b.ID},
+		"?status=new,%20closed":         {n.ID, c.ID, a.ID},
+		"?status=closed&status=new":     {n.ID, c.ID, a.ID},
+		"?status=open,closed&zone=t1":   {c.ID, a.ID},
+		"?status=open,merged,assigned":  {n.ID, b.ID},
+		"?status=open&overdue=true":     {b.ID},
+		"?status=,":                     {n.ID, c.ID, b.ID, a.ID},
+	} {
+		var out struct{ Reports []Report }
+		if st := do(t, "GET", base+q, "", nil, &out); st != 200 {
+			t.Errorf("%s: %d", q, st)
+			continue
+		}
+		var got []int64
+		for _, r := range out.Reports {
+			got = append(got, r.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", q, got, want)
+		}
+	}
+	for _, q := range []string{"?status=burning", "?status=open,Closed", "?status=new+closed"} {
+		resp, err := http.Get(base + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb web.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(eb.Error.Message, "want new, assigned, verifying, closed, merged or open") {
+			t.Errorf("%s: %d %q", q, resp.StatusCode, eb.Error.Message)
+		}
+	}
+	// The exports take the same filter.
+	resp, err := http.Get(srv.URL + "/api/v1/hotspots/export.geojson?status=open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fc struct{ Features []json.RawMessage }
+	json.NewDecoder(resp.Body).Decode(&fc)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(fc.Features) != 2 {
+		t.Errorf("geojson status=open: %d, %d features", resp.StatusCode, len(fc.Features))
+	}
+}
+
 func TestHTTPPhotos(t *testing.T) {
 	e, srv := httpEnv(t, nil)
 	r := forestReport(t, e)

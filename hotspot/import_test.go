@@ -186,6 +186,46 @@ func TestImportBadRowsFixture(t *testing.T) {
 	}
 }
 
+// An acquisition time more than an hour (MaxAcquiredAhead) after the service clock's now, or
+// before 2000, is a bad row with its line and reason; it makes no report. The clock,
+// not the wall clock, decides: once it has moved on, the row is good.
+func TestImportRefusesFutureAndAncientDates(t *testing.T) {
+	e := newEnv(t, nil) // clock at t0, 2026-03-14 08:00Z
+	csv := viirsHeader +
+		viirsRow(25.05, 100.45, t0.Add(30*time.Minute), "N", 1) + // line 2: within the allowance (a slow clock)
+		viirsRow(25.3, 100.3, t0.Add(2*time.Hour), "N", 1) + // line 3: 2 h ahead
+		viirsRow(25.1, 100.05, t0.AddDate(1, 0, 0), "N", 1) + // line 4: next year (the field report's typo)
+		viirsRow(25.4, 100.4, time.Date(1999, 12, 31, 23, 0, 0, 0, time.UTC), "N", 1) + // line 5: before FIRMS
+		viirsRow(30.0, 110.0, t0.AddDate(1, 0, 0), "N", 1) // line 6: outside the area, but bad first
+	res := e.importString(t, csv)
+	if res.Rows != 1 || res.New != 1 || res.Bad != 4 || res.ReportsCreated != 1 || res.OutsideArea != 0 || len(res.BadRows) != 4 {
+		t.Fatalf("%+v", res)
+	}
+	for i, want := range []struct {
+		line   int
+		reason string
+	}{
+		{3, "acquired 2026-03-14 10:00Z is in the future"},
+		{4, "acquired 2027-03-14 08:00Z is in the future"},
+		{5, "acquired 1999-12-31 23:00Z is before 2000-01-01"},
+		{6, "in the future"},
+	} {
+		if b := res.BadRows[i]; b.Line != want.line || !strings.Contains(b.Reason, want.reason) {
+			t.Errorf("bad row %d: %+v, want line %d %q", i, b, want.line, want.reason)
+		}
+	}
+	for _, r := range listAll(t, e, ListFilter{}) {
+		if r.FirstSeen.After(e.clk.Now().Add(time.Hour)) {
+			t.Errorf("report %d first seen %v, in the future", r.ID, r.FirstSeen)
+		}
+	}
+	// Two hours on, the same rows' 10:00 pixel is in the past: imported.
+	e.clk.Advance(2 * time.Hour)
+	if res := e.importString(t, csv); res.New != 1 || res.Duplicate != 1 || res.Bad != 3 {
+		t.Fatalf("after the clock moved on: %+v", res)
+	}
+}
+
 func TestImportArchiveTypeIsHeatSource(t *testing.T) {
 	e := newEnv(t, nil)
 	res := importFile(t, e, "testdata/modis_archive_type.csv")

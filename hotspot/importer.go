@@ -116,7 +116,11 @@ func (s *Service) Import(ctx context.Context, source string, r io.Reader, progre
 	if err != nil {
 		return res, fmt.Errorf("import %s: %w", source, err)
 	}
+	latest := s.clk.Now().Add(MaxAcquiredAhead)
 	pr, err := ParseFIRMS(&capReader{r: body, left: s.cfg.MaxImportBytes}, s.cfg.MaxBadRows, s.cfg.MaxImportRows, func(h Hotspot) error {
+		if err := checkAcquired(h.Acquired, latest); err != nil {
+			return err
+		}
 		// Most rows of a national file lie far outside: one Locate answers "inside a
 		// zone" for the rest, and only points in no zone pay for the buffer probe.
 		p := s.loc.Locate(h.Lat, h.Lon)
@@ -148,6 +152,29 @@ func (s *Service) Import(ctx context.Context, source string, r io.Reader, progre
 	s.m.rows.WithLabelValues("outside_area").Add(float64(res.OutsideArea))
 	s.m.importSecs.Observe(time.Since(start).Seconds())
 	return res, nil
+}
+
+// MaxAcquiredAhead is how far after the service clock's now a hotspot's acquisition time
+// may lie. FIRMS times are UTC satellite overpass times, never in the future: a later
+// one is a wrong date (or a clock far off), and would make a report first seen in the
+// future. The hour covers a gateway clock running somewhat slow.
+const MaxAcquiredAhead = time.Hour
+
+// EarliestAcquired is the earliest acquisition time accepted: FIRMS data start with
+// MODIS on Terra in 2000, so an earlier date is a typo (or a zero date).
+var EarliestAcquired = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// checkAcquired rejects (BadRow) an acquisition time after latest or before EarliestAcquired.
+func checkAcquired(at, latest time.Time) error {
+	switch {
+	case at.After(latest):
+		return BadRow(fmt.Sprintf("acquired %s is in the future (more than %v after now, %s)",
+			at.Format("2006-01-02 15:04Z"), MaxAcquiredAhead, latest.Add(-MaxAcquiredAhead).UTC().Format("2006-01-02 15:04Z")))
+	case at.Before(EarliestAcquired):
+		return BadRow(fmt.Sprintf("acquired %s is before %s: FIRMS has no data that old",
+			at.Format("2006-01-02 15:04Z"), EarliestAcquired.Format("2006-01-02")))
+	}
+	return nil
 }
 
 // existingNode is an open report's hotspot loaded for clustering.

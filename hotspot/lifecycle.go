@@ -132,9 +132,14 @@ func (s *Service) Assign(ctx context.Context, id int64, actor string, req Assign
 	})
 }
 
-// StartVerifying records that the check on the ground has started. On a merged report's
-// id it acts on the report it was merged into.
+// StartVerifying records that the check on the ground has started and who does it (the
+// verifier is required: a report being verified cannot be verified again, so a name left
+// out could not be added later). On a merged report's id it acts on the report it was
+// merged into.
 func (s *Service) StartVerifying(ctx context.Context, id int64, actor string, req VerifyRequest) (Report, error) {
+	if strings.TrimSpace(req.Verifier) == "" {
+		return Report{}, fmt.Errorf("verifier: required: %w", ErrBadRequest)
+	}
 	return s.transition(ctx, id, actor, []Status{StatusNew, StatusAssigned}, "verifying", func(tx *sql.Tx, r Report, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status='verifying', verifying_at=?, verifier=?, updated_at=?
 			WHERE id=?`, now.Unix(), req.Verifier, now.Unix(), r.ID); err != nil {
@@ -281,7 +286,10 @@ func (s *Service) retryResolve(ctx context.Context) error {
 }
 
 // Reopen puts a closed report back in the queue with a fresh deadline; the previous
-// close-out is kept in the history.
+// close-out (outcome, verifier, times, note, corrected position) is cleared and kept in
+// the history. Overdue stays set: it records that the report ever missed its deadline,
+// so a report closed late, reopened and closed again on time does not count as verified
+// on time (Stats). The escalation is reset, so the fresh deadline escalates again.
 func (s *Service) Reopen(ctx context.Context, id int64, actor string, req ReopenRequest) (Report, error) {
 	if strings.TrimSpace(req.Reason) == "" {
 		return Report{}, fmt.Errorf("reason: required: %w", ErrBadRequest)
@@ -295,13 +303,14 @@ func (s *Service) Reopen(ctx context.Context, id int64, actor string, req Reopen
 		if d := s.cfg.deadlineFor(r.Class); d > 0 {
 			deadline = now.Add(d).Unix()
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status=?, closed_at=0, outcome='', verified_at=0, note='',
-			corrected_lat=NULL, corrected_lon=NULL, verifying_at=0, deadline=?, escalated_at=0, overdue=0, updated_at=?
+		if _, err := tx.ExecContext(ctx, `UPDATE hotspot_reports SET status=?, closed_at=0, outcome='', verifier='', verified_at=0,
+			note='', corrected_lat=NULL, corrected_lon=NULL, verifying_at=0, deadline=?, escalated_at=0, updated_at=?
 			WHERE id=?`, string(to), deadline, now.Unix(), r.ID); err != nil {
 			return fmt.Errorf("hotspot: reopen: %w", err)
 		}
 		return addHistory(ctx, tx, r.ID, now, actor, "reopened", r.Status, to, map[string]any{"reason": req.Reason,
-			"previous": map[string]any{"outcome": r.Outcome, "verifier": r.Verifier, "verified_at": r.VerifiedAt, "note": r.Note}})
+			"previous": map[string]any{"outcome": r.Outcome, "verifier": r.Verifier, "verified_at": r.VerifiedAt, "note": r.Note,
+				"corrected_lat": r.CorrectedLat, "corrected_lon": r.CorrectedLon, "closed_at": r.ClosedAt}})
 	})
 }
 

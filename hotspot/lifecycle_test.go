@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lookoutfire/lookout/errs"
+	"github.com/lookoutfire/lookout/web"
 )
 
 // forestReport imports one forest pixel (deadline t0+1h) and returns its report.
@@ -239,6 +242,91 @@ func TestLifecycleTransitionsAndReopenAudited(t *testing.T) {
 	}
 	if _, err := e.svc.Close(ctx, 9999, "x", goodClose(t0)); !errors.Is(err, ErrReportNotFound) || !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("unknown report: %v", err)
+	}
+}
+
+// Starting verification needs the verifier's name (a verifying report cannot be started
+// again, so a name left out could never be added): refused, also over HTTP, naming it.
+func TestVerifyNeedsVerifier(t *testing.T) {
+	e, srv := httpEnv(t, nil)
+	r := forestReport(t, e)
+	ctx := context.Background()
+	for _, v := range []string{"", "  "} {
+		if _, err := e.svc.StartVerifying(ctx, r.ID, "li", VerifyRequest{Verifier: v}); !errors.Is(err, ErrBadRequest) ||
+			!errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "verifier") {
+			t.Errorf("verifier %q: %v", v, err)
+		}
+	}
+	url := fmt.Sprintf("%s/api/v1/hotspots/reports/%d/verify", srv.URL, r.ID)
+	resp, err := http.Post(url, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb web.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&eb)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(eb.Error.Message, "verifier: required") {
+		t.Fatalf("POST verify {}: %d %q", resp.StatusCode, eb.Error.Message)
+	}
+	if r2, _ := e.svc.Report(ctx, r.ID); r2.Status != StatusAssigned || r2.Verifier != "" || r2.VerifyingAt != nil {
+		t.Fatalf("after refused verify: %+v", r2)
+	}
+	var v Report
+	if st := postJSON(t, url, VerifyRequest{Verifier: "Li Wei"}, &v); st != 200 || v.Status != StatusVerifying || v.Verifier != "Li Wei" {
+		t.Fatalf("verify: %d %+v", st, v)
+	}
+}
+
+// Reopen clears the whole close-out, the verifier too, but not Overdue: a report closed
+// late, reopened and closed again on time still counts as overdue, not verified on time.
+// Its fresh deadline escalates again.
+func TestReopenClearsVerifierKeepsOverdue(t *testing.T) {
+	e := newEnv(t, nil)
+	r := forestReport(t, e) // deadline t0+1h
+	ctx := context.Background()
+	if _, err := e.svc.StartVerifying(ctx, r.ID, "li", VerifyRequest{Verifier: "Li Wei"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RunDue(ctx, e.clk.Advance(90*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.svc.Close(ctx, r.ID, "li", goodClose(e.clk.Now()))
+	if err != nil || !c.Overdue || c.Verifier != "Li Wei" {
+		t.Fatalf("late close: %+v %v", c, err)
+	}
+	o, err := e.svc.Reopen(ctx, r.ID, "chief", ReopenRequest{Reason: "smoke again"})
+	if err != nil || o.Verifier != "" || o.VerifyingAt != nil || o.VerifiedAt != nil || o.Outcome != "" || o.Note != "" ||
+		o.CorrectedLat != nil || o.ClosedAt != nil || o.EscalatedAt != nil || !o.Overdue ||
+		!o.Deadline.Equal(e.clk.Now().Add(time.Hour)) {
+		t.Fatalf("reopened: %+v %v", o, err)
+	}
+	// The fresh deadline escalates once more.
+	if err := e.svc.RunDue(ctx, e.clk.Advance(61*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.esc.raised()); n != 2 {
+		t.Fatalf("%d overdue alerts, want 2 (one per missed deadline)", n)
+	}
+	// Reopened again and closed on time: still not verified on time.
+	if _, err := e.svc.Close(ctx, r.ID, "li", goodClose(e.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Reopen(ctx, r.ID, "chief", ReopenRequest{Reason: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(10 * time.Minute)
+	req := goodClose(e.clk.Now())
+	req.Verifier = "Wang Fang"
+	c, err = e.svc.Close(ctx, r.ID, "wang", req)
+	if err != nil || !c.Overdue || c.Verifier != "Wang Fang" {
+		t.Fatalf("on-time close after reopen: %+v %v", c, err)
+	}
+	st, err := e.svc.Stats(ctx, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Total.Received != 1 || st.Total.Closed != 1 || st.Total.VerifiedOnTime != 0 || st.Total.Overdue != 1 {
+		t.Fatalf("stats %+v", st.Total)
 	}
 }
 

@@ -3,6 +3,7 @@ package hotspot
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,9 +17,11 @@ import (
 // Poll checks every configured source that is due at now: a URL with a conditional GET
 // (ETag / Last-Modified stored per source, so an unchanged file costs one 304), a folder
 // by importing each new *.csv, *.txt or gzipped (*.gz) file and moving it to done/ (or
-// failed/ when it cannot be read). A folder's file is taken only once two polls in a
-// row find it with the same size and modification time, so a file still being written
-// waits (see pollDir). Sources are checked one after the other; errors are joined.
+// failed/ when it cannot be read) with its import result beside it (PollResult). A
+// folder's file is taken only once two polls in a row find it with the same size and
+// modification time, so a file still being written waits (see pollDir). Each import is
+// logged with its counts (logImport). Sources are checked one after the other; errors
+// are joined.
 func (s *Service) Poll(ctx context.Context, now time.Time) error {
 	var errList []error
 	for _, src := range s.cfg.Sources {
@@ -102,9 +105,11 @@ func (s *Service) pollURL(ctx context.Context, src SourceConfig, st *sourceState
 	case resp.StatusCode != http.StatusOK:
 		return fmt.Errorf("GET %s: %s", src.URL, resp.Status)
 	}
-	if _, err := s.Import(ctx, "source:"+src.Name, resp.Body, nil); err != nil {
+	res, err := s.Import(ctx, "source:"+src.Name, resp.Body, nil)
+	if err != nil {
 		return err
 	}
+	s.logImport(src, src.URL, res, "")
 	// Only a complete import moves the validators forward; a failed one is retried whole
 	// (re-import is idempotent).
 	st.etag, st.lastModified = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
@@ -165,7 +170,7 @@ func (s *Service) pollDir(ctx context.Context, src SourceConfig) error {
 			errList = append(errList, err)
 			continue
 		}
-		_, ierr := s.Import(ctx, "source:"+src.Name+"/"+name, f, nil)
+		res, ierr := s.Import(ctx, "source:"+src.Name+"/"+name, f, nil)
 		f.Close()
 		dest := "done"
 		switch {
@@ -176,19 +181,80 @@ func (s *Service) pollDir(ctx context.Context, src SourceConfig) error {
 			errList = append(errList, fmt.Errorf("%s: %w", name, ierr))
 			continue
 		}
-		if err := moveInto(path, filepath.Join(src.Dir, dest)); err != nil {
+		moved, err := moveInto(path, filepath.Join(src.Dir, dest))
+		if err != nil {
 			errList = append(errList, err)
 			continue
+		}
+		resultPath := moved + ".result.json"
+		if err := writeResult(resultPath, name, res, ierr, s.clk.Now()); err != nil {
+			errList = append(errList, fmt.Errorf("%s: %w", name, err))
+			resultPath = ""
+		}
+		if ierr == nil {
+			s.logImport(src, name, res, resultPath)
 		}
 		s.m.polls.WithLabelValues(src.Name, "imported").Inc()
 	}
 	return errors.Join(errList...)
 }
 
-// moveInto moves a file into dir, never overwriting: a name already there gets a suffix.
-func moveInto(path, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// PollResult is what a folder poll writes beside a file it moved to done/ or failed/
+// (as <moved name>.result.json), for whoever dropped the file: the import result,
+// with every bad row's line and reason up to max_bad_rows, and the error of a failed file.
+type PollResult struct {
+	File       string    `json:"file"` // the name the file was dropped under
+	ImportedAt time.Time `json:"imported_at"`
+	Error      string    `json:"error,omitempty"` // why the file went to failed/
+	ImportResult
+}
+
+func writeResult(path, name string, res ImportResult, ierr error, now time.Time) error {
+	pr := PollResult{File: name, ImportedAt: now.UTC(), ImportResult: res}
+	if ierr != nil {
+		pr.Error = ierr.Error()
+	}
+	b, err := json.MarshalIndent(pr, "", "  ")
+	if err != nil {
 		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("import result: %w", err)
+	}
+	return nil
+}
+
+// logBadRows is how many bad rows an import's log line names (all are in the result).
+const logBadRows = 5
+
+// logImport logs one line for a polled file's import with its counts: Info, or Warn
+// when it had bad rows, naming the first few with their line numbers and reasons.
+func (s *Service) logImport(src SourceConfig, file string, res ImportResult, resultPath string) {
+	attrs := []any{"source", src.Name, "file", file, "rows", res.Rows, "bad", res.Bad, "new", res.New,
+		"duplicate", res.Duplicate, "outside_area", res.OutsideArea, "reports_created", res.ReportsCreated,
+		"reports_updated", res.ReportsUpdated, "reports_merged", res.ReportsMerged}
+	if resultPath != "" {
+		attrs = append(attrs, "result", resultPath)
+	}
+	if res.Bad == 0 {
+		s.log.Info("hotspot file imported", attrs...)
+		return
+	}
+	var bad []string
+	for _, b := range res.BadRows[:min(len(res.BadRows), logBadRows)] {
+		bad = append(bad, fmt.Sprintf("line %d: %s", b.Line, b.Reason))
+	}
+	if res.Bad > len(bad) {
+		bad = append(bad, fmt.Sprintf("… %d more", res.Bad-len(bad)))
+	}
+	s.log.Warn("hotspot file imported with bad rows", append(attrs, "bad_rows", strings.Join(bad, "; "))...)
+}
+
+// moveInto moves a file into dir, never overwriting: a name already there gets a
+// suffix. It returns the file's new path.
+func moveInto(path, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
 	}
 	base := filepath.Base(path)
 	dest := filepath.Join(dir, base)
@@ -199,5 +265,5 @@ func moveInto(path, dir string) error {
 		ext := filepath.Ext(base)
 		dest = filepath.Join(dir, fmt.Sprintf("%s.%d%s", strings.TrimSuffix(base, ext), i, ext))
 	}
-	return os.Rename(path, dest)
+	return dest, os.Rename(path, dest)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -173,10 +175,10 @@ func TestPollFolder(t *testing.T) {
 	if got := ls(in); got != ".partial.csv done failed notes.md" {
 		t.Fatalf("folder after poll: %s", got)
 	}
-	if got := ls(filepath.Join(in, "done")); got != "a.csv b.TXT" {
+	if got := ls(filepath.Join(in, "done")); got != "a.csv a.csv.result.json b.TXT b.TXT.result.json" {
 		t.Fatalf("done/: %s", got)
 	}
-	if got := ls(filepath.Join(in, "failed")); got != "c.csv" {
+	if got := ls(filepath.Join(in, "failed")); got != "c.csv c.csv.result.json" {
 		t.Fatalf("failed/: %s", got)
 	}
 	reports := listAll(t, e, ListFilter{})
@@ -194,7 +196,7 @@ func TestPollFolder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := ls(filepath.Join(in, "done")); got != "a.1.csv a.csv b.TXT" {
+	if got := ls(filepath.Join(in, "done")); got != "a.1.csv a.1.csv.result.json a.csv a.csv.result.json b.TXT b.TXT.result.json" {
 		t.Fatalf("done/ after re-drop: %s", got)
 	}
 	if n := len(listAll(t, e, ListFilter{})); n != 3 {
@@ -269,8 +271,8 @@ func TestPollFolderGzip(t *testing.T) {
 		}
 	}
 	ents, _ := os.ReadDir(filepath.Join(in, "done"))
-	if len(ents) != 3 {
-		t.Fatalf("done/ holds %d files, want 3", len(ents))
+	if len(ents) != 6 {
+		t.Fatalf("done/ holds %d files, want 3 and their results", len(ents))
 	}
 	if n := len(listAll(t, e, ListFilter{})); n != 3 {
 		t.Fatalf("%d reports, want 3", n)
@@ -318,4 +320,98 @@ func TestPollFolderWaitsForStableFile(t *testing.T) {
 	if n := len(listAll(t, e, ListFilter{})); n != 3 {
 		t.Fatalf("%d reports, want the whole file's 3", n)
 	}
+}
+
+// A polled file's import is logged with its counts (Warn naming the bad rows' lines when
+// there are some) and its full result is written beside the moved file, for whoever
+// dropped it; a failed file's result says why.
+func TestPollFolderReportsImport(t *testing.T) {
+	in := t.TempDir()
+	var logBuf syncBuffer
+	e := newEnv(t, func(c *Config, d *Deps) {
+		c.Sources = []SourceConfig{{Name: "drop", Dir: in}}
+		d.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+	})
+	at := t0.Add(-time.Hour)
+	files := map[string]string{
+		"clean.csv": viirsHeader + viirsRow(25.3, 100.3, at, "N", 1),
+		"one-bad.csv": viirsHeader + viirsRow(25.05, 100.45, at, "N", 1) +
+			"25.2,100.2,330.5,0.39,0.36,2026-03-14,2460,N,VIIRS,n,2.0NRT,290.1,1.00,N\n" + // line 3
+			viirsRow(25.1, 100.05, at, "N", 1),
+		"junk.csv": "this is not a FIRMS file\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(in, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		e.svc.Poll(ctx, e.clk.Advance(11*time.Minute)) // junk.csv is an error
+	}
+	type pollResult struct { // PollResult as the operator reads it
+		File       string
+		ImportedAt time.Time `json:"imported_at"`
+		Error      string
+		ImportResult
+	}
+	readResult := func(path string) pollResult {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(in, path))
+		if err != nil {
+			t.Fatalf("result file: %v", err)
+		}
+		var r pollResult
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return r
+	}
+	r := readResult("done/one-bad.csv.result.json")
+	if r.File != "one-bad.csv" || r.Source != "source:drop/one-bad.csv" || r.Rows != 2 || r.New != 2 || r.Bad != 1 ||
+		r.ReportsCreated != 2 || len(r.BadRows) != 1 || r.BadRows[0].Line != 3 ||
+		!strings.Contains(r.BadRows[0].Reason, "acq_time") || r.Error != "" || !r.ImportedAt.Equal(e.clk.Now()) {
+		t.Errorf("one-bad.csv result: %+v", r)
+	}
+	if r := readResult("done/clean.csv.result.json"); r.Rows != 1 || r.New != 1 || r.Bad != 0 || r.ReportsCreated != 1 {
+		t.Errorf("clean.csv result: %+v", r)
+	}
+	if r := readResult("failed/junk.csv.result.json"); r.File != "junk.csv" || !strings.Contains(r.Error, "header lacks") {
+		t.Errorf("junk.csv result: %+v", r)
+	}
+	logs := logBuf.String()
+	var warn, info string
+	for _, l := range strings.Split(logs, "\n") {
+		switch {
+		case strings.Contains(l, "file=one-bad.csv"):
+			warn = l
+		case strings.Contains(l, "file=clean.csv"):
+			info = l
+		}
+	}
+	if !strings.Contains(warn, "level=WARN") || !strings.Contains(warn, "bad=1") || !strings.Contains(warn, "new=2") ||
+		!strings.Contains(warn, "line 3: acq_time") || !strings.Contains(warn, "one-bad.csv.result.json") {
+		t.Errorf("log line of the file with a bad row: %q\nall logs:\n%s", warn, logs)
+	}
+	if !strings.Contains(info, "level=INFO") || !strings.Contains(info, "rows=1") || !strings.Contains(info, "reports_created=1") {
+		t.Errorf("log line of the clean file: %q\nall logs:\n%s", info, logs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -121,6 +122,7 @@ type Deps struct {
 	User       func(*http.Request) string // the acting user; "" → "anonymous"
 	HTTPClient *http.Client               // for URL poll sources; nil → a client with poll_timeout
 	Registerer prometheus.Registerer      // nil → metrics not registered
+	Logger     *slog.Logger               // poll imports are logged here; nil → slog.Default()
 }
 
 // Service is the hotspot workflow: imports, reports, deadlines, corroboration and the
@@ -138,6 +140,7 @@ type Service struct {
 	client   *http.Client
 	importMu sync.Mutex
 	m        metrics
+	log      *slog.Logger
 
 	dirMu   sync.Mutex
 	dirSeen map[string]map[string]fileStamp // folder source → file → stamp at its last poll
@@ -168,7 +171,10 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, db: d.DB, loc: d.Locator, esc: d.Escalator, pub: d.Events, clk: d.Clock,
-		cams: d.Cameras, ev: d.Evidence, user: d.User, client: d.HTTPClient}
+		cams: d.Cameras, ev: d.Evidence, user: d.User, client: d.HTTPClient, log: d.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
 	if s.pub == nil {
 		s.pub = events.Discard{}
 	}
@@ -360,23 +366,31 @@ func (s *Service) Hotspots(ctx context.Context, reportID int64) ([]StoredHotspot
 
 // ListFilter selects reports. Zero fields do not filter.
 type ListFilter struct {
-	Status  Status
-	Zone    string // zone id: the zone itself or any zone inside it
-	Class   Class
-	Since   time.Time // created at or after
-	Overdue bool      // only overdue ones (escalated, or open past the deadline, or closed late)
-	Limit   int       // 0 = 1000
-	Offset  int
+	Status   Status
+	Statuses []Status // any of these (with Status, if set)
+	Zone     string   // zone id: the zone itself or any zone inside it
+	Class    Class
+	Since    time.Time // created at or after
+	Overdue  bool      // only overdue ones (escalated, or open past the deadline, or closed late)
+	Limit    int       // 0 = 1000
+	Offset   int
 }
 
 // List returns reports matching f, newest first. Merged reports are listed only when
-// asked for by status.
+// asked for by status (Status or Statuses).
 func (s *Service) List(ctx context.Context, f ListFilter) ([]Report, error) {
 	var where []string
 	var args []any
+	statuses := f.Statuses
+	if f.Status != "" {
+		statuses = append([]Status{f.Status}, statuses...)
+	}
 	switch {
-	case f.Status != "":
-		where, args = append(where, "status=?"), append(args, string(f.Status))
+	case len(statuses) > 0:
+		where = append(where, "status IN (?"+strings.Repeat(",?", len(statuses)-1)+")")
+		for _, st := range statuses {
+			args = append(args, string(st))
+		}
 	default:
 		where = append(where, "status<>'merged'")
 	}
