@@ -18,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lookoutfire/lookout/internal/testenv"
 	"github.com/lookoutfire/lookout/video"
 	"github.com/lookoutfire/lookout/video/camsim"
 )
@@ -257,13 +258,11 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// freeTCPPort returns a loopback TCP port that was free a moment ago.
+// freeTCPPort returns a loopback TCP port that was free a moment ago and that
+// no earlier call in this test binary returned (testenv.FreePort: two
+// back-to-back bind(:0) calls may otherwise get the same port, and
+// TestRTSPRegistryCameraEndToEnd draws two at once).
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t)
 }
