@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lookoutfire/lookout/internal/testenv"
 )
 
 // firmsServer serves one FIRMS file with validators and answers conditional GETs.
@@ -327,7 +329,7 @@ func TestPollFolderWaitsForStableFile(t *testing.T) {
 // dropped it; a failed file's result says why.
 func TestPollFolderReportsImport(t *testing.T) {
 	in := t.TempDir()
-	var logBuf syncBuffer
+	var logBuf testenv.SyncBuffer
 	e := newEnv(t, func(c *Config, d *Deps) {
 		c.Sources = []SourceConfig{{Name: "drop", Dir: in}}
 		d.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
@@ -396,22 +398,4 @@ func TestPollFolderReportsImport(t *testing.T) {
 	if !strings.Contains(info, "level=INFO") || !strings.Contains(info, "rows=1") || !strings.Contains(info, "reports_created=1") {
 		t.Errorf("log line of the clean file: %q\nall logs:\n%s", info, logs)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
