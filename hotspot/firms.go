@@ -70,7 +70,7 @@ func mapHeader(h []string) (firmsColumns, error) {
 	c := firmsColumns{lat: -1, lon: -1, date: -1, tim: -1, bright: -1, bright2: -1, scan: -1, track: -1,
 		sat: -1, inst: -1, conf: -1, ver: -1, frp: -1, dn: -1, typ: -1, country: -1}
 	for i, name := range h {
-		name = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")))
+		name = strings.ToLower(strings.TrimSpace(name)) // a leading BOM went with the first line
 		switch name {
 		case "latitude", "lat":
 			c.lat = i

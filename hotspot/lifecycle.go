@@ -247,12 +247,17 @@ func (s *Service) keepClear(ctx context.Context, id int64, note string) {
 	if err := s.db.QueryRowContext(ctx, `SELECT escalated_at FROM hotspot_reports WHERE id=?`, id).Scan(&at); err != nil {
 		at = -1 // unknown: retryResolve reads it again and goes ahead only if it still cannot tell
 	}
+	s.pendClear(id, pendingClear{note: note, escalatedAt: at})
+}
+
+// pendClear files a clear for retryResolve.
+func (s *Service) pendClear(id int64, pc pendingClear) {
 	s.resolveMu.Lock()
 	defer s.resolveMu.Unlock()
 	if s.unresolved == nil {
 		s.unresolved = map[int64]pendingClear{}
 	}
-	s.unresolved[id] = pendingClear{note: note, escalatedAt: at}
+	s.unresolved[id] = pc
 }
 
 // retryResolve retries the alert clears that failed, dropping those whose report has
@@ -273,12 +278,7 @@ func (s *Service) retryResolve(ctx context.Context) error {
 			err = s.esc.Resolve(ctx, id, pc.note)
 		}
 		if err != nil {
-			s.resolveMu.Lock()
-			if s.unresolved == nil {
-				s.unresolved = map[int64]pendingClear{}
-			}
-			s.unresolved[id] = pc
-			s.resolveMu.Unlock()
+			s.pendClear(id, pc)
 			errList = append(errList, fmt.Errorf("hotspot: clear overdue alert of report %d: %w", id, err))
 		}
 	}
