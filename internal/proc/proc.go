@@ -5,6 +5,7 @@ package proc
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -85,7 +86,68 @@ func FreePort() (int, error) {
 	return 0, fmt.Errorf("no fresh loopback port in 100 tries")
 }
 
-// given records the ports FreePort handed out (see there).
+// RestartablePort returns a free TCP port on 127.0.0.1 below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range), for a server that a test
+// stops and starts again on the same port. A port from FreePort lies inside
+// that range, so while its server is down the kernel may hand it to any
+// outgoing connection on the machine and the restart then fails to bind (seen
+// in about one run in a hundred of the 30 s InfluxDB outage tests). The kernel
+// never picks ports outside the range on its own, and the other test servers
+// listen on FreePort ports, so nothing takes this one in the meantime.
+func RestartablePort() (int, error) {
+	lo := ephemeralLow()
+	const floor = 10000 // leave the well-known and registered low ports alone
+	if lo-floor < 1000 {
+		return FreePort() // no room below the range: the best we can do
+	}
+	return portIn(floor, lo, 100)
+}
+
+// portIn returns a free loopback port of [from, to) not handed out before,
+// trying random ones, then (after tries) each in turn.
+func portIn(from, to, tries int) (int, error) {
+	given.mu.Lock()
+	defer given.mu.Unlock()
+	free := func(port int) bool {
+		if given.ports[port] {
+			return false
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false // in use
+		}
+		l.Close()
+		given.ports[port] = true
+		return true
+	}
+	for range tries {
+		if port := from + rand.IntN(to-from); free(port) {
+			return port, nil
+		}
+	}
+	for port := from; port < to; port++ {
+		if free(port) {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free loopback port in [%d, %d)", from, to)
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when
+// it cannot be read: Linux's default, and the BSDs' range starts higher).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo < 1 || lo > 65535 {
+		return 32768
+	}
+	return lo
+}
+
+// given records the ports FreePort and RestartablePort handed out (see FreePort).
 var given = struct {
 	mu    sync.Mutex
 	ports map[int]bool

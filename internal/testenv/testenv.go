@@ -30,6 +30,17 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
+// RestartablePort returns a loopback port outside the kernel's ephemeral
+// range, for servers that a test stops and restarts (see proc.RestartablePort).
+func RestartablePort(t testing.TB) int {
+	t.Helper()
+	port, err := proc.RestartablePort()
+	if err != nil {
+		t.Fatalf("restartable port: %v", err)
+	}
+	return port
+}
+
 // ModuleRoot is the repository root (the folder holding go.mod).
 func ModuleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
@@ -136,7 +147,8 @@ func StartInflux(t testing.TB) *Influx {
 		t.Fatalf("influxd: %v", err)
 	}
 	dir := t.TempDir()
-	httpPort := FreePort(t)
+	// Outage tests stop influxd and Restart it on the same port.
+	httpPort := RestartablePort(t)
 	// The RPC mux (backup/restore, unused here) takes a port of the kernel's
 	// choosing at bind time: only the HTTP port is picked in advance.
 	conf := fmt.Sprintf(`reporting-disabled = true
@@ -257,7 +269,7 @@ func StartMosquitto(t testing.TB, extraConf ...string) *Mosquitto {
 		}
 	}
 	dir := t.TempDir()
-	port := FreePort(t)
+	port := RestartablePort(t) // broker-outage tests restart it on the same port
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
 user root
 persistence true
