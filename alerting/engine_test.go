@@ -99,6 +99,26 @@ type harness struct {
 	mqtt   *recMQTT
 	points *recPoints
 	path   string
+	dir    *swapDir // the zones layer the engine sees; tests may swap it
+}
+
+// swapDir is a Directory whose zones a test replaces mid-run, as
+// PUT /api/v1/geo/zones does.
+type swapDir struct {
+	mu sync.Mutex
+	d  fakeDir
+}
+
+func (s *swapDir) ZonePath(id string) []Zone {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.d[id]
+}
+
+func (s *swapDir) set(d fakeDir) {
+	s.mu.Lock()
+	s.d = d
+	s.mu.Unlock()
 }
 
 func newHarness(t *testing.T, mod func(*Config)) *harness {
@@ -117,8 +137,8 @@ func openHarness(t *testing.T, path string, clk *clock.Fake, mod func(*Config)) 
 	if mod != nil {
 		mod(&cfg)
 	}
-	h := &harness{db: db, clk: clk, caller: &recCaller{}, mqtt: &recMQTT{}, points: &recPoints{}, path: path}
-	h.e, err = New(context.Background(), Options{Config: cfg, DB: db, Clock: clk, Directory: testDir(), Caller: h.caller,
+	h := &harness{db: db, clk: clk, caller: &recCaller{}, mqtt: &recMQTT{}, points: &recPoints{}, path: path, dir: &swapDir{d: testDir()}}
+	h.e, err = New(context.Background(), Options{Config: cfg, DB: db, Clock: clk, Directory: h.dir, Caller: h.caller,
 		MQTT: h.mqtt, Points: h.points, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,19 +51,65 @@ func (e *Engine) zonePath(zone string) []Zone {
 	return path
 }
 
-// startEscalation creates a's timer and places its first calls. The row is
-// created already due (step -1, next_at now): if placing the calls fails or
-// the gateway stops half-way, runEscalations picks the row up and starts the
-// chain again, so a started chain can never be left without a deadline.
+// chainZone is one zone of an escalation's stored chain: enough to name it in
+// the record if it has gone from the zones layer by the time it is called.
+type chainZone struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Level string `json:"level"`
+}
+
+// encodeChain is the stored form of a chain of zones (escalation.path).
+func encodeChain(path []Zone) string {
+	c := make([]chainZone, len(path))
+	for i, z := range path {
+		c[i] = chainZone{z.ID, z.Name, z.Level}
+	}
+	b, _ := json.Marshal(c) // strings only: cannot fail
+	return string(b)
+}
+
+// chain resolves the stored chain of a's escalation against the live zones
+// layer: each zone with its current duty contacts, and whether it has gone
+// from the layer (then it has no contacts and is passed over). Rows from before
+// chains were stored ("") and unreadable ones follow the live path of a's zone.
+func (e *Engine) chain(stored string, a Alert) (path []Zone, gone []bool) {
+	var c []chainZone
+	if stored == "" || json.Unmarshal([]byte(stored), &c) != nil {
+		path = e.zonePath(a.Zone)
+		return path, make([]bool, len(path))
+	}
+	path, gone = make([]Zone, len(c)), make([]bool, len(c))
+	for i, cz := range c {
+		if e.dir != nil {
+			if live := e.dir.ZonePath(cz.ID); len(live) > 0 && live[0].ID == cz.ID {
+				path[i] = live[0]
+				continue
+			}
+		}
+		path[i], gone[i] = Zone{ID: cz.ID, Name: cz.Name, Level: cz.Level}, true
+	}
+	return path, gone
+}
+
+// startEscalation creates a's timer, with its chain of zones, and places its
+// first calls. The row is created already due (step -1, next_at now): if
+// placing the calls fails or the gateway stops half-way, runEscalations picks
+// the row up and starts the chain again, so a started chain can never be left
+// without a deadline.
 func (e *Engine) startEscalation(ctx context.Context, a Alert, now time.Time) error {
-	res, err := e.db.ExecContext(ctx, `INSERT INTO escalation (alert_id, step, next_at) VALUES (?, -1, ?) ON CONFLICT DO NOTHING`, a.ID, ms(now))
+	stored := encodeChain(e.zonePath(a.Zone))
+	// The timer is written even when shutdown has begun: the alert is already
+	// stored, and an alert without its timer would never be called.
+	res, err := e.db.ExecContext(context.WithoutCancel(ctx), `INSERT INTO escalation (alert_id, step, next_at, path) VALUES (?, -1, ?, ?) ON CONFLICT DO NOTHING`,
+		a.ID, ms(now), stored)
 	if err != nil {
 		return fmt.Errorf("alerting: start escalation: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil // already escalating
 	}
-	return e.escalateFrom(ctx, a, -1, now)
+	return e.escalateFrom(ctx, a, stored, -1, now)
 }
 
 // claimStep moves a's timer from step prev to step (next_at armed, or the
@@ -90,13 +137,14 @@ func (e *Engine) claimStep(ctx context.Context, id int64, prev, step int, next t
 	return n == 1, nil
 }
 
-// escalateFrom moves a's chain on from step prev: it calls every duty contact
-// of the next zone on the path that has any and arms that zone's deadline, or
-// ends the chain when the path is exhausted. The step is claimed before any
-// call is placed, so a call that fails to be recorded is not placed again,
-// and an alert acknowledged meanwhile is not called.
-func (e *Engine) escalateFrom(ctx context.Context, a Alert, prev int, now time.Time) error {
-	path := e.zonePath(a.Zone)
+// escalateFrom moves a's chain (stored: its escalation.path) on from step
+// prev: it calls every duty contact of the next zone of the chain that has
+// any and arms that zone's deadline, or ends the chain when it is exhausted.
+// The step is claimed before any call is placed, so a call that fails to be
+// recorded is not placed again, and an alert acknowledged meanwhile is not
+// called.
+func (e *Engine) escalateFrom(ctx context.Context, a Alert, stored string, prev int, now time.Time) error {
+	path, gone := e.chain(stored, a)
 	step := prev + 1
 	for step < len(path) && len(path[step].Duty) == 0 {
 		step++
@@ -114,8 +162,12 @@ func (e *Engine) escalateFrom(ctx context.Context, a Alert, prev int, now time.T
 	// The step is ours: from here every contact is called whatever fails to be
 	// recorded, and the failures are returned together at the end.
 	var errList []error
-	for _, z := range path[min(prev+1, len(path)):min(step, len(path))] {
-		errList = append(errList, audit(ctx, e.db, a.ID, now, "no_contact", "", fmt.Sprintf("zone %s (%s) has nobody on duty", z.ID, z.Level)))
+	for i := min(prev+1, len(path)); i < min(step, len(path)); i++ {
+		z, note := path[i], "has nobody on duty"
+		if gone[i] {
+			note = "is no longer in the zones layer"
+		}
+		errList = append(errList, audit(ctx, e.db, a.ID, now, "no_contact", "", fmt.Sprintf("zone %s (%s) %s", z.ID, z.Level, note)))
 	}
 	if step >= len(path) {
 		errList = append(errList, audit(ctx, e.db, a.ID, now, "exhausted", "", "no further zone to call"))
@@ -155,18 +207,19 @@ func (e *Engine) stopEscalation(ctx context.Context, id int64, now time.Time, re
 
 // runEscalations advances every overdue timer by one zone.
 func (e *Engine) runEscalations(ctx context.Context, now time.Time) error {
-	rows, err := e.db.QueryContext(ctx, `SELECT alert_id, step FROM escalation WHERE done = 0 AND next_at IS NOT NULL AND next_at <= ? ORDER BY next_at`, ms(now))
+	rows, err := e.db.QueryContext(ctx, `SELECT alert_id, step, path FROM escalation WHERE done = 0 AND next_at IS NOT NULL AND next_at <= ? ORDER BY next_at`, ms(now))
 	if err != nil {
 		return fmt.Errorf("alerting: due escalations: %w", err)
 	}
 	type due struct {
 		id   int64
 		step int
+		path string
 	}
 	var list []due
 	for rows.Next() {
 		var d due
-		if err := rows.Scan(&d.id, &d.step); err != nil {
+		if err := rows.Scan(&d.id, &d.step, &d.path); err != nil {
 			rows.Close()
 			return fmt.Errorf("alerting: due escalations: %w", err)
 		}
@@ -194,7 +247,7 @@ func (e *Engine) runEscalations(ctx context.Context, now time.Time) error {
 			}
 			continue
 		}
-		if err := e.escalateFrom(ctx, a, d.step, now); err != nil {
+		if err := e.escalateFrom(ctx, a, d.path, d.step, now); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -145,3 +145,99 @@ func TestLevelDeadlineSurvivesRestart(t *testing.T) {
 		})
 	}
 }
+
+// A zones layer swapped while a chain runs: the chain keeps the zones it had
+// when the alert was raised (no level skipped or called twice), takes each
+// zone's duty contacts from the layer as it is when the zone is called, and
+// passes over a zone that has gone, saying so.
+func TestEscalationChainSurvivesZonesSwap(t *testing.T) {
+	base := testDir()
+	county, town, village, grid := base["c1"][0], base["t1"][0], base["v1"][0], base["g1"][0]
+	withoutVillage := func() fakeDir { // v1 dissolved: g1 now reports to t1 directly
+		g := grid
+		g.Parent = "t1"
+		return fakeDir{"g1": {g, town, county}, "t1": {town, county}, "c1": {county}}
+	}
+	withNewLevel := func() fakeDir { // a new zone y1 between the grid and the village
+		y := Zone{ID: "y1", Name: "新片区", Level: "village", Parent: "v1", Duty: []Contact{{Name: "Area Zhao", Phone: "+86-350"}}}
+		g := grid
+		g.Parent = "y1"
+		return fakeDir{"g1": {g, y, village, town, county}, "y1": {y, village, town, county}, "v1": {village, town, county}, "t1": {town, county}, "c1": {county}}
+	}
+	newRota := func() fakeDir {
+		tw := town
+		tw.Duty = []Contact{{Name: "Town Night Duty", Phone: "+86-201"}}
+		return fakeDir{"g1": {grid, village, tw, county}, "v1": {village, tw, county}, "t1": {tw, county}, "c1": {county}}
+	}
+	tests := []struct {
+		name    string
+		swapAt  int // minutes after the alert
+		swap    func() fakeDir
+		names   []string
+		at      []time.Duration
+		noteFor string // a no_contact audit note that must appear ("" none)
+	}{
+		{"village removed after its call", 6, withoutVillage,
+			[]string{"Grid Wang", "Ranger Li", "Town Duty", "County Duty"}, minutes(0, 5, 10, 15), ""},
+		{"level inserted after the village's call", 6, withNewLevel,
+			[]string{"Grid Wang", "Ranger Li", "Town Duty", "County Duty"}, minutes(0, 5, 10, 15), ""},
+		{"village removed before its call", 2, withoutVillage,
+			[]string{"Grid Wang", "Town Duty", "County Duty"}, minutes(0, 5, 10), "zone v1 (village) is no longer in the zones layer"},
+		{"town rota changed before its call", 6, newRota,
+			[]string{"Grid Wang", "Ranger Li", "Town Night Duty", "County Duty"}, minutes(0, 5, 10, 15), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.eval(t, ingest.Reading{DeviceID: "smk-s", Class: ingest.ClassSmoke, Zone: "g1", Fields: map[string]any{"event": "alarm"}})
+			stepMinutes(t, h.e, h.clk, tc.swapAt)
+			h.dir.set(tc.swap())
+			stepMinutes(t, h.e, h.clk, 25-tc.swapAt)
+			if got := h.caller.names(); !reflect.DeepEqual(got, tc.names) {
+				t.Fatalf("called %v, want %v", got, tc.names)
+			}
+			if got := h.caller.callOffsets(); !reflect.DeepEqual(got, tc.at) {
+				t.Fatalf("calls at %v, want %v", got, tc.at)
+			}
+			a, ok := h.active(t, "smk-s", TypeSmokeAlarm)
+			if !ok {
+				t.Fatal("alert not active")
+			}
+			v, err := h.e.Get(context.Background(), a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, x := range v.Audit {
+				if x.Action == "no_contact" && x.Note == tc.noteFor {
+					found = true
+				}
+			}
+			if tc.noteFor != "" && !found {
+				t.Errorf("no no_contact audit %q in %+v", tc.noteFor, v.Audit)
+			}
+			if v.Escalation == nil || !v.Escalation.Done || v.Escalation.Reason != "exhausted" {
+				t.Errorf("escalation = %+v, want done (exhausted)", v.Escalation)
+			}
+		})
+	}
+}
+
+// An escalation row from before chains were stored (path '') follows the live
+// zone path, as it did then.
+func TestEscalationLegacyRowFollowsLivePath(t *testing.T) {
+	h := newHarness(t, nil)
+	h.eval(t, ingest.Reading{DeviceID: "smk-l", Class: ingest.ClassSmoke, Zone: "g1", Fields: map[string]any{"event": "alarm"}})
+	if res, err := h.db.Exec(`UPDATE escalation SET path = ''`); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("%d escalation rows, want 1", n)
+	}
+	base := testDir()
+	g := base["g1"][0]
+	h.dir.set(fakeDir{"g1": {g, base["t1"][0], base["c1"][0]}, "t1": base["t1"], "c1": base["c1"]})
+	stepMinutes(t, h.e, h.clk, 20)
+	if got, want := h.caller.names(), []string{"Grid Wang", "Town Duty", "County Duty"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("called %v, want %v (the live path from step 1 on)", got, want)
+	}
+}

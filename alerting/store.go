@@ -88,6 +88,9 @@ var schema = []string{
 	// Who closed an incident by hand (IncidentClosedByOperator); '' when its
 	// alerts were all cleared one by one (IncidentAllCleared).
 	`ALTER TABLE incident ADD COLUMN closed_by TEXT NOT NULL DEFAULT ''`,
+	// The chain of zones an escalation calls, fixed when it starts (JSON, see
+	// escalation.go); '' on rows from before: they follow the live path.
+	`ALTER TABLE escalation ADD COLUMN path TEXT NOT NULL DEFAULT ''`,
 }
 
 func ms(t time.Time) int64 { return t.UTC().UnixMilli() }
