@@ -173,6 +173,9 @@ type EscalationStatus struct {
 	NextAt *time.Time `json:"next_at,omitempty"`
 	Done   bool       `json:"done"`
 	Reason string     `json:"reason,omitempty"` // acked, cleared, exhausted
+	// Chain is the zones the chain calls, innermost first (Step indexes it);
+	// absent for chains started before it was stored.
+	Chain []ChainZone `json:"chain,omitempty"`
 }
 
 // Filter selects alerts for listing.

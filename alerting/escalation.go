@@ -51,9 +51,10 @@ func (e *Engine) zonePath(zone string) []Zone {
 	return path
 }
 
-// chainZone is one zone of an escalation's stored chain: enough to name it in
-// the record if it has gone from the zones layer by the time it is called.
-type chainZone struct {
+// ChainZone is one zone of an escalation's chain, as stored when the chain
+// started: enough to name it in the record, and to show operators who comes
+// next, even if it has gone from the zones layer by the time it is called.
+type ChainZone struct {
 	ID    string `json:"id"`
 	Name  string `json:"name"`
 	Level string `json:"level"`
@@ -61,9 +62,9 @@ type chainZone struct {
 
 // encodeChain is the stored form of a chain of zones (escalation.path).
 func encodeChain(path []Zone) string {
-	c := make([]chainZone, len(path))
+	c := make([]ChainZone, len(path))
 	for i, z := range path {
-		c[i] = chainZone{z.ID, z.Name, z.Level}
+		c[i] = ChainZone{z.ID, z.Name, z.Level}
 	}
 	b, _ := json.Marshal(c) // strings only: cannot fail
 	return string(b)
@@ -74,7 +75,7 @@ func encodeChain(path []Zone) string {
 // from the layer (then it has no contacts and is passed over). Rows from before
 // chains were stored ("") and unreadable ones follow the live path of a's zone.
 func (e *Engine) chain(stored string, a Alert) (path []Zone, gone []bool) {
-	var c []chainZone
+	var c []ChainZone
 	if stored == "" || json.Unmarshal([]byte(stored), &c) != nil {
 		path = e.zonePath(a.Zone)
 		return path, make([]bool, len(path))

@@ -217,7 +217,12 @@ func TestEscalationChainSurvivesZonesSwap(t *testing.T) {
 				t.Errorf("no no_contact audit %q in %+v", tc.noteFor, v.Audit)
 			}
 			if v.Escalation == nil || !v.Escalation.Done || v.Escalation.Reason != "exhausted" {
-				t.Errorf("escalation = %+v, want done (exhausted)", v.Escalation)
+				t.Fatalf("escalation = %+v, want done (exhausted)", v.Escalation)
+			}
+			// operators see the chain as it was fixed, whatever the layer says now
+			wantChain := []ChainZone{{"g1", "北坡网格", "grid"}, {"v1", "东坡村", "village"}, {"t1", "松林镇", "town"}, {"c1", "青山县", "county"}}
+			if !reflect.DeepEqual(v.Escalation.Chain, wantChain) {
+				t.Errorf("chain = %+v, want %+v", v.Escalation.Chain, wantChain)
 			}
 		})
 	}

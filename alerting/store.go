@@ -426,8 +426,9 @@ func (s *alertStore) callsOf(ctx context.Context, id int64) ([]CallRecord, error
 func (s *alertStore) escalationOf(ctx context.Context, id int64) (*EscalationStatus, error) {
 	var st EscalationStatus
 	var next sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT step, next_at, done, reason FROM escalation WHERE alert_id = ?`, id).
-		Scan(&st.Step, &next, &st.Done, &st.Reason)
+	var chain string
+	err := s.db.QueryRowContext(ctx, `SELECT step, next_at, done, reason, path FROM escalation WHERE alert_id = ?`, id).
+		Scan(&st.Step, &next, &st.Done, &st.Reason, &chain)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -435,5 +436,8 @@ func (s *alertStore) escalationOf(ctx context.Context, id int64) (*EscalationSta
 		return nil, fmt.Errorf("alerting: escalation: %w", err)
 	}
 	st.NextAt = nullMS(next)
+	if chain != "" {
+		_ = json.Unmarshal([]byte(chain), &st.Chain) // unreadable: shown without its chain
+	}
 	return &st, nil
 }
