@@ -190,8 +190,16 @@ func (e *Engine) escalateFrom(ctx context.Context, a Alert, stored string, prev 
 		} else {
 			e.calls.WithLabelValues("placed").Inc()
 		}
-		if _, err := e.db.ExecContext(ctx, `INSERT INTO alert_call (alert_id, step, zone_id, zone_name, zone_level, name, phone, role, at, outcome)
-			VALUES (?,?,?,?,?,?,?,?,?,?)`, a.ID, step, z.ID, z.Name, z.Level, c.Name, c.Phone, c.Role, ms(now), outcome); err != nil {
+		// An ack that landed since the step was claimed answers this call too.
+		res, err := e.db.ExecContext(ctx, `INSERT INTO alert_call (alert_id, step, zone_id, zone_name, zone_level, name, phone, role, at, outcome, answered_at, answered_by)
+			SELECT ?,?,?,?,?,?,?,?,?,?, CASE WHEN acked = 1 THEN acked_at END, CASE WHEN acked = 1 THEN acked_by ELSE '' END
+			FROM alert WHERE id = ?`, a.ID, step, z.ID, z.Name, z.Level, c.Name, c.Phone, c.Role, ms(now), outcome, a.ID)
+		if err == nil {
+			if n, _ := res.RowsAffected(); n == 0 {
+				err = ErrAlertNotFound
+			}
+		}
+		if err != nil {
 			errList = append(errList, fmt.Errorf("alerting: record call to %s: %w", c.Name, err))
 		}
 	}

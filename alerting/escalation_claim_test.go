@@ -337,3 +337,75 @@ func TestWebhookPruneUsesTheIndex(t *testing.T) {
 		t.Fatalf("prune plan %q, want index searches only", got)
 	}
 }
+
+// An ack that lands while a step is placing its calls answers every call of
+// that step, recorded before or after it, and no call of an earlier step.
+func TestAckDuringCallPlacementAnswersThatStep(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		minutes  int      // stepped before arming: 0 = the ack lands in the grid's calls
+		answered []string // contacts whose calls show the ack
+		open     []string // contacts whose calls stay unanswered
+	}{
+		{"first zone", 0, []string{"Grid Wang", "Grid Zhou"}, nil},
+		{"parent zone", 4, []string{"Ranger Li", "Ranger Sun"}, []string{"Grid Wang", "Grid Zhou"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			d := testDir()
+			grid, village := d["g1"][0], d["v1"][0]
+			grid.Duty = append(grid.Duty, Contact{Name: "Grid Zhou", Phone: "+86-401"})
+			village.Duty = append(village.Duty, Contact{Name: "Ranger Sun", Phone: "+86-301"})
+			h.dir.set(fakeDir{"g1": {grid, village, d["t1"][0], d["c1"][0]}, "v1": {village, d["t1"][0], d["c1"][0]}, "t1": d["t1"], "c1": d["c1"]})
+			ctx := context.Background()
+			armed := tc.minutes == 0
+			hc := &hookCaller{}
+			hc.hook = func(int) {
+				if !armed {
+					return
+				}
+				armed = false
+				a, ok := h.active(t, "smk-c", TypeSmokeAlarm)
+				if !ok {
+					t.Fatal("no active alert during the calls")
+				}
+				if _, err := h.e.Ack(ctx, a.ID, "duty", ""); err != nil {
+					t.Errorf("ack: %v", err)
+				}
+			}
+			h.e.caller = hc
+			h.eval(t, ingest.Reading{DeviceID: "smk-c", Class: ingest.ClassSmoke, Zone: "g1", Fields: map[string]any{"event": "alarm"}})
+			stepMinutes(t, h.e, h.clk, tc.minutes)
+			armed = true
+			stepMinutes(t, h.e, h.clk, 10)
+			a, ok := h.active(t, "smk-c", TypeSmokeAlarm) // acked stays active
+			if !ok {
+				t.Fatal("alert gone")
+			}
+			v, err := h.e.Get(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, c := range v.Calls {
+				got[c.Name] = c.AnswerBy
+				if (c.Answered != nil) != (c.AnswerBy != "") {
+					t.Errorf("call to %s: answered_at %v but answered_by %q", c.Name, c.Answered, c.AnswerBy)
+				}
+			}
+			if len(got) != len(tc.answered)+len(tc.open) {
+				t.Fatalf("calls %v, want %v then %v", got, tc.open, tc.answered)
+			}
+			for _, n := range tc.answered {
+				if got[n] != "duty" {
+					t.Errorf("call to %s answered by %q, want duty", n, got[n])
+				}
+			}
+			for _, n := range tc.open {
+				if got[n] != "" {
+					t.Errorf("call to %s (an earlier zone) answered by %q, want unanswered", n, got[n])
+				}
+			}
+		})
+	}
+}
