@@ -304,21 +304,68 @@ func (e *Engine) Run(ctx context.Context) error {
 	every(e.runTimers)
 	every(e.out.step)
 	defer wg.Wait()
+	// An input taken off the queue is evaluated to the end even if shutdown
+	// begins meanwhile (a few SQLite statements); the rest of the queue is
+	// then drained under drain's bound.
+	evalCtx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-ctx.Done():
+			e.drain(ctx)
 			return ctx.Err()
 		case r := <-e.queue:
-			if err := e.Evaluate(ctx, r); err != nil {
-				e.ruleErrs.Inc()
-				e.log.Error("alerting: evaluate", "device", r.DeviceID, "err", err)
-			}
+			e.evaluateQueued(evalCtx, r)
 		case h := <-e.healthQ:
-			if err := e.EvaluateHealth(ctx, h); err != nil {
-				e.ruleErrs.Inc()
-				e.log.Error("alerting: health", "device", h.DeviceID, "err", err)
-			}
+			e.evaluateQueuedHealth(evalCtx, h)
 		}
+	}
+}
+
+// evaluateQueued evaluates a reading from the queue; an error is counted
+// and logged (nobody waits on a queued reading).
+func (e *Engine) evaluateQueued(ctx context.Context, r ingest.Reading) {
+	if err := e.Evaluate(ctx, r); err != nil {
+		e.ruleErrs.Inc()
+		e.log.Error("alerting: evaluate", "device", r.DeviceID, "err", err)
+	}
+}
+
+// evaluateQueuedHealth is evaluateQueued for a health event.
+func (e *Engine) evaluateQueuedHealth(ctx context.Context, h HealthEvent) {
+	if err := e.EvaluateHealth(ctx, h); err != nil {
+		e.ruleErrs.Inc()
+		e.log.Error("alerting: health", "device", h.DeviceID, "err", err)
+	}
+}
+
+// drainGrace bounds how long a shutting-down Run keeps evaluating what is
+// still queued.
+const drainGrace = 5 * time.Second
+
+// drain evaluates the readings and health events still queued when Run is
+// stopped (the gateway stops intake first, so the queue is final): an alarm
+// that was stored must also have been judged. It gives up after drainGrace
+// and logs how many inputs were left.
+func (e *Engine) drain(parent context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), drainGrace)
+	defer cancel()
+	n := 0
+	for ctx.Err() == nil {
+		select {
+		case r := <-e.queue:
+			e.evaluateQueued(ctx, r)
+		case h := <-e.healthQ:
+			e.evaluateQueuedHealth(ctx, h)
+		default:
+			if n > 0 {
+				e.log.Info("alerting: evaluated the queue before stopping", "inputs", n)
+			}
+			return
+		}
+		n++
+	}
+	if left := len(e.queue) + len(e.healthQ); left > 0 {
+		e.log.Warn("alerting: stopped with inputs not evaluated", "left", left, "evaluated", n)
 	}
 }
 

@@ -535,3 +535,33 @@ func TestPublisherBridgesHealthEvents(t *testing.T) {
 		t.Fatalf("offline alert = %+v %v", a, ok)
 	}
 }
+
+// Readings still queued when Run is stopped are evaluated before it returns:
+// every stored alarm is also judged.
+func TestRunEvaluatesTheQueueWhenStopped(t *testing.T) {
+	h := newHarness(t, nil)
+	const n = 40
+	for i := range n {
+		h.e.Observe(ingest.Reading{DeviceID: fmt.Sprintf("smk-q%02d", i), Class: ingest.ClassSmoke, Zone: "g1",
+			Time: h.clk.Now(), Fields: map[string]any{"event": "alarm"}})
+	}
+	h.e.DeviceHealth(HealthEvent{DeviceID: "smk-gone", Class: string(ingest.ClassSmoke), Zone: "g1", From: "online", To: "offline", At: h.clk.Now()})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it ever ran: only the drain can evaluate
+	if err := h.e.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	var got int
+	if err := h.db.QueryRow(`SELECT COUNT(*) FROM alert WHERE type = ?`, TypeSmokeAlarm).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != n {
+		t.Fatalf("%d smoke alarms raised, want %d", got, n)
+	}
+	if _, ok := h.active(t, "smk-gone", TypeOffline); !ok {
+		t.Error("the queued health event raised no offline alert")
+	}
+	if q := len(h.e.queue) + len(h.e.healthQ); q != 0 {
+		t.Fatalf("%d inputs left queued", q)
+	}
+}

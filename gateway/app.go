@@ -310,13 +310,22 @@ func (a *App) Run(ctx context.Context) error {
 	goRun("hotspots", func(ctx context.Context) error { a.hotspots.Run(ctx, 5*time.Second, a.logHotspotErr); return nil })
 	goRun("auth housekeeping", a.sec.http.Run)
 
+	stopIntake, intakeDone := func() {}, chan struct{}(nil)
 	if a.broker != nil {
 		if err := a.broker.Start(); err != nil {
 			return err
 		}
 		a.log.Info("embedded MQTT broker listening", "addr", a.cfg.MQTT.EmbeddedAddr)
 	} else {
-		goRun("mqtt consumer", a.consumer.Run)
+		// The consumer has its own context: shutdown stops it, and waits for it,
+		// before the alerting engine drains its queue (nothing is observed after).
+		var intakeCtx context.Context
+		intakeCtx, stopIntake = context.WithCancel(ctx)
+		intakeDone = make(chan struct{})
+		goRun("mqtt consumer", func(context.Context) error {
+			defer close(intakeDone)
+			return a.consumer.Run(intakeCtx)
+		})
 	}
 	goRun("rate log", a.rateLog)
 	goRun("snapshot pruning", func(ctx context.Context) error {
@@ -339,6 +348,13 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
+	stopIntake()
+	if intakeDone != nil {
+		select {
+		case <-intakeDone:
+		case <-shutCtx.Done():
+		}
+	}
 	a.stopRequests() // ends long-lived requests (SSE streams), which Shutdown would wait for
 	for _, s := range servers {
 		_ = s.Shutdown(shutCtx)
