@@ -139,6 +139,19 @@ func TestBadLayers(t *testing.T) {
 		{"polygon 2's hole poking out of its shell", LayerForests, coll(`{"type":"Feature","id":"hm","geometry":{"type":"MultiPolygon","coordinates":[` + sq +
 			`,[[[108,31],[108.1,31],[108.1,31.1],[108,31.1],[108,31]],[[108.05,31.05],[108.1,31.1],[108.15,31.05],[108.1,31],[108.05,31.05]]]]}}`),
 			[]string{`id "hm"`, "polygon 2 hole 1 reaches outside the outer ring at [108.1 31]"}},
+		// rings whose touches close a loop cut the inside in pieces
+		{"hole touching the shell at two points", LayerForests, coll(`{"type":"Feature","id":"h2","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107,31.05],[107.05,31.03],[107.1,31.05],[107.05,31.07],[107,31.05]]]}}`),
+			[]string{`id "h2"`, "hole 1 touches outer ring at [107.1 31.05]", "cuts the polygon's inside in pieces"}},
+		{"holes touching each other at two points", LayerForests, coll(`{"type":"Feature","id":"hp","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107.05,31.03],[107.05,31.07],[107.02,31.05],[107.05,31.03]],[[107.05,31.03],[107.08,31.05],[107.05,31.07],[107.065,31.05],[107.05,31.03]]]}}`),
+			[]string{`id "hp"`, "hole 2 touches hole 1 at [107.05 31.07]"}},
+		{"shell, hole, hole and back to the shell", LayerForests, coll(`{"type":"Feature","id":"hl","geometry":{"type":"Polygon","coordinates":[` + sq[1:len(sq)-1] +
+			`,[[107,31.05],[107.05,31.04],[107.05,31.06],[107,31.05]],[[107.05,31.06],[107.06,31.03],[107.1,31.05],[107.05,31.06]]]}}`),
+			[]string{`id "hl"`, "hole 2 touches outer ring at [107.1 31.05]"}},
+		{"polygon 2's hole touching its shell twice", LayerForests, coll(`{"type":"Feature","id":"hq","geometry":{"type":"MultiPolygon","coordinates":[` + sq +
+			`,[[[108,31],[108.1,31],[108.1,31.1],[108,31.1],[108,31]],[[108,31.05],[108.05,31.03],[108.1,31.05],[108.05,31.07],[108,31.05]]]]}}`),
+			[]string{`id "hq"`, "polygon 2 hole 1 touches polygon 2 outer ring at [108.1 31.05]"}},
 		{"mask point without radius", LayerMasks, coll(`{"type":"Feature","id":"m","geometry":{"type":"Point","coordinates":[107,31]}}`), []string{`id "m"`, "radius_m"}},
 	}
 	for _, c := range cases {
@@ -197,7 +210,9 @@ func TestValidPolygonsAccepted(t *testing.T) {
 		"shell's vertex touching a hole's edge": `[[[107,31],[107.1,31],[107.1,31.1],[107.05,31.06],[107,31.1],[107,31]],[[107.03,31.06],[107.05,31.02],[107.07,31.06],[107.03,31.06]]]`,
 		// two holes touching each other and the shell at one point, and a hole's vertex on another hole's edge
 		"holes touching the shell at one point": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107,31],[107.05,31.02],[107.02,31.05],[107,31]],[[107,31],[107.08,31.005],[107.08,31.015],[107,31]]]`,
-		"hole touching another hole's edge":     `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.05,31.02],[107.05,31.08],[107.02,31.08],[107.02,31.02]],[[107.05,31.05],[107.08,31.03],[107.08,31.07],[107.05,31.05]]]`,
+		// a chain without a loop: hole 1 on the shell, hole 2 on hole 1 only
+		"chain of touching holes":           `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107,31.05],[107.04,31.03],[107.04,31.07],[107,31.05]],[[107.04,31.07],[107.08,31.06],[107.07,31.09],[107.04,31.07]]]`,
+		"hole touching another hole's edge": `[[[107,31],[107.1,31],[107.1,31.1],[107,31.1],[107,31]],[[107.02,31.02],[107.05,31.02],[107.05,31.08],[107.02,31.08],[107.02,31.02]],[[107.05,31.05],[107.08,31.03],[107.08,31.07],[107.05,31.05]]]`,
 		// clockwise rings: a clockwise shell and a counterclockwise hole touching it at a corner
 		"clockwise shell with a hole touching it": `[[[107,31],[107,31.1],[107.1,31.1],[107.1,31],[107,31]],[[107.1,31.1],[107.05,31.08],[107.08,31.05],[107.1,31.1]]]`,
 		// an island in a lake: polygon 2 inside polygon 1's hole

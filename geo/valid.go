@@ -212,6 +212,10 @@ func checkAreas(mp orb.MultiPolygon) error {
 			}
 			return fmt.Errorf("%s overlaps %s at %v", ringName(min(h, o)), ringName(max(h, o)), at)
 		}
+		if a, b, at, ok := loopOfTouches(edges, touches, shell); ok {
+			return fmt.Errorf("%s touches %s at %v, closing a loop of touching rings: it cuts the polygon's inside in pieces (make each piece its own polygon)",
+				ringName(max(a, b)), ringName(min(a, b)), at)
+		}
 	}
 	// No edges cross and no ring passes into another where they meet, so one
 	// vertex of a ring off another ring's boundary tells on which side of it
@@ -504,6 +508,52 @@ func holeAtTouch(edges []vedge, touches []touchAt, left []bool, shell []int32) (
 					return found[0], found[1], v, true
 				}
 				return found[0], rings[outer], v, true
+			}
+		}
+	}
+	return 0, 0, orb.Point{}, false
+}
+
+// loopOfTouches finds rings of one polygon whose touches close a loop: a
+// hole touching its shell twice, two holes touching each other twice, or a
+// chain of holes from the shell back to it. Such a loop encloses part of the
+// polygon's inside and cuts it off from the rest (OGC: a polygon's interior
+// is connected). Rings meeting at one point join there once, however many of
+// their edges meet; a loop shows as a touch between rings already joined
+// (union-find over the rings). touches is sorted by point; shell gives, per
+// ring, its polygon's outer ring; a and b are the rings of the first touch
+// that closes a loop.
+func loopOfTouches(edges []vedge, touches []touchAt, shell []int32) (a, b int32, at orb.Point, ok bool) {
+	parent := make([]int32, len(shell))
+	for i := range parent {
+		parent[i] = int32(i)
+	}
+	find := func(g int32) int32 {
+		for parent[g] != g {
+			parent[g] = parent[parent[g]]
+			g = parent[g]
+		}
+		return g
+	}
+	var here []int32 // the rings meeting at the point
+	for i := 0; i < len(touches); {
+		v := touches[i].at
+		here = here[:0]
+		for ; i < len(touches) && touches[i].at == v; i++ {
+			if g := edges[touches[i].edge].ring; !slices.Contains(here, g) {
+				here = append(here, g)
+			}
+		}
+		for k, g := range here {
+			// join g to the first ring of its polygon at this point
+			for _, f := range here[:k] {
+				if shell[f] == shell[g] {
+					if find(f) == find(g) {
+						return f, g, v, true
+					}
+					parent[find(g)] = find(f)
+					break
+				}
 			}
 		}
 	}
