@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,8 +107,10 @@ type recEscalator struct {
 	mu           sync.Mutex
 	alerts       []OverdueAlert
 	resolves     []int64
+	active       map[int64]bool // reports whose alert is raised and not resolved
 	failN        int
 	failResolveN int
+	onRaise      func(OverdueAlert) // run before a Raise is recorded, outside the lock
 }
 
 func (e *recEscalator) Resolve(_ context.Context, reportID int64, note string) error {
@@ -121,7 +124,20 @@ func (e *recEscalator) Resolve(_ context.Context, reportID int64, note string) e
 		return errors.New("alerting down")
 	}
 	e.resolves = append(e.resolves, reportID)
+	delete(e.active, reportID)
 	return nil
+}
+
+// standing returns the reports whose alert is raised and not resolved, sorted.
+func (e *recEscalator) standing() []int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []int64
+	for id := range e.active {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (e *recEscalator) resolved() []int64 {
@@ -132,12 +148,22 @@ func (e *recEscalator) resolved() []int64 {
 
 func (e *recEscalator) Raise(_ context.Context, a OverdueAlert) error {
 	e.mu.Lock()
+	hook := e.onRaise
+	e.mu.Unlock()
+	if hook != nil {
+		hook(a)
+	}
+	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.failN > 0 {
 		e.failN--
 		return errors.New("alerting down")
 	}
 	e.alerts = append(e.alerts, a)
+	if e.active == nil {
+		e.active = map[int64]bool{}
+	}
+	e.active[a.ReportID] = true
 	return nil
 }
 

@@ -211,6 +211,8 @@ func (s *Service) store(ctx context.Context, res *ImportResult, batch []incoming
 	// point to are created in this very transaction, so the key holds by construction.
 	// The setting can only change outside a transaction and is restored before the
 	// connection goes back to the pool.
+	s.escMu.Lock() // see escMu: no overdue claim may be waiting for its alert while reports merge
+	defer s.escMu.Unlock()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("conn: %w", err)

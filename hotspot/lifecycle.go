@@ -346,47 +346,53 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// Claim first, then raise: of two concurrent steps (or a step racing a close)
-		// only the one whose UPDATE hits raises, so a report escalates exactly once.
-		res, err := s.db.ExecContext(ctx, `UPDATE hotspot_reports SET escalated_at=?, overdue=1, updated_at=?
-			WHERE id=? AND escalated_at=0 AND status IN ('new','assigned','verifying')`, now.Unix(), now.Unix(), r.ID)
-		if err != nil {
-			errList = append(errList, fmt.Errorf("hotspot: mark escalated %d: %w", r.ID, err))
-			continue
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			continue
-		}
-		if s.esc != nil {
-			a := OverdueAlert{ReportID: r.ID, Source: fmt.Sprintf("hotspot:%d", r.ID), Severity: "major", Zone: r.ZoneID,
-				Class: r.Class, Lat: r.Lat, Lon: r.Lon, Deadline: *r.Deadline, Assignee: r.Assignee,
-				Message: fmt.Sprintf("卫星热点核查超时: report %d (%s, %s) not verified by %s", r.ID, r.Class, r.ZonePath,
-					r.Deadline.Format(time.RFC3339))}
-			if err := s.esc.Raise(ctx, a); err != nil {
-				// Give the claim back so the next step retries.
-				if _, uerr := s.db.ExecContext(ctx, `UPDATE hotspot_reports SET escalated_at=0, overdue=? WHERE id=? AND escalated_at=?`,
-					r.Overdue, r.ID, now.Unix()); uerr != nil {
-					err = errors.Join(err, uerr)
-				}
-				errList = append(errList, fmt.Errorf("hotspot: escalate report %d: %w", r.ID, err))
-				continue
-			}
-			// A close that committed between the claim and the raise found no alert to
-			// clear: clear it now.
-			if cur, err := getReport(ctx, s.db, r.ID); err == nil && cur.Status == StatusClosed {
-				s.resolveOverdue(ctx, []int64{r.ID}, fmt.Sprintf("hotspot report %d closed", r.ID))
-			}
-		}
-		s.m.escalations.Inc()
-		if err := addHistory(ctx, s.db, r.ID, now, "system", "escalated", r.Status, r.Status,
-			map[string]any{"deadline": r.Deadline}); err != nil {
+		if err := s.escalate(ctx, r, now); err != nil {
 			errList = append(errList, err)
-		}
-		if nr, err := getReport(ctx, s.db, r.ID); err == nil {
-			s.publish(nr)
 		}
 	}
 	return errors.Join(errList...)
+}
+
+// escalate claims overdue report r and raises its alert (see RunDue), under
+// escMu so that no merge runs in between.
+func (s *Service) escalate(ctx context.Context, r Report, now time.Time) error {
+	s.escMu.Lock()
+	defer s.escMu.Unlock()
+	// Claim first, then raise: of two concurrent steps (or a step racing a close)
+	// only the one whose UPDATE hits raises, so a report escalates exactly once.
+	res, err := s.db.ExecContext(ctx, `UPDATE hotspot_reports SET escalated_at=?, overdue=1, updated_at=?
+		WHERE id=? AND escalated_at=0 AND status IN ('new','assigned','verifying')`, now.Unix(), now.Unix(), r.ID)
+	if err != nil {
+		return fmt.Errorf("hotspot: mark escalated %d: %w", r.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	if s.esc != nil {
+		a := OverdueAlert{ReportID: r.ID, Source: fmt.Sprintf("hotspot:%d", r.ID), Severity: "major", Zone: r.ZoneID,
+			Class: r.Class, Lat: r.Lat, Lon: r.Lon, Deadline: *r.Deadline, Assignee: r.Assignee,
+			Message: fmt.Sprintf("卫星热点核查超时: report %d (%s, %s) not verified by %s", r.ID, r.Class, r.ZonePath,
+				r.Deadline.Format(time.RFC3339))}
+		if err := s.esc.Raise(ctx, a); err != nil {
+			// Give the claim back so the next step retries.
+			if _, uerr := s.db.ExecContext(ctx, `UPDATE hotspot_reports SET escalated_at=0, overdue=? WHERE id=? AND escalated_at=?`,
+				r.Overdue, r.ID, now.Unix()); uerr != nil {
+				err = errors.Join(err, uerr)
+			}
+			return fmt.Errorf("hotspot: escalate report %d: %w", r.ID, err)
+		}
+		// A close that committed between the claim and the raise found no alert to
+		// clear: clear it now.
+		if cur, err := getReport(ctx, s.db, r.ID); err == nil && cur.Status == StatusClosed {
+			s.resolveOverdue(ctx, []int64{r.ID}, fmt.Sprintf("hotspot report %d closed", r.ID))
+		}
+	}
+	s.m.escalations.Inc()
+	herr := addHistory(ctx, s.db, r.ID, now, "system", "escalated", r.Status, r.Status, map[string]any{"deadline": r.Deadline})
+	if nr, err := getReport(ctx, s.db, r.ID); err == nil {
+		s.publish(nr)
+	}
+	return herr
 }
 
 // Run calls RunDue and the poll sources every tick until ctx ends. Errors are passed

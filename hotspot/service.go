@@ -147,6 +147,12 @@ type Service struct {
 
 	resolveMu  sync.Mutex
 	unresolved map[int64]pendingClear // report → an overdue alert whose Resolve failed; retried by RunDue
+
+	// escMu keeps an overdue claim and its alert together against merges: an
+	// import's transaction never runs between RunDue claiming a report and
+	// raising its alert, so the merge that absorbs the report sees the alert it
+	// decides about (and clears it when another escalation carries on).
+	escMu sync.Mutex
 }
 
 type metrics struct {
