@@ -6,6 +6,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -100,17 +102,29 @@ func Status(err error) (int, string) {
 	return http.StatusInternalServerError, "internal"
 }
 
-// Decode reads a JSON body strictly into v: unknown fields and trailing data are
-// errors (wrapped as errs.ErrInvalid), and an over-limit body is errs.ErrTooLarge.
-// The route's MaxBody is applied by the router before the handler runs.
+// Decode reads a JSON body strictly into v: unknown fields, keys in another
+// case than the field's, repeated keys, a body of null and trailing data are
+// errors (wrapped as errs.ErrInvalid), and an over-limit body is
+// errs.ErrTooLarge. The route's MaxBody is applied by the router before the
+// handler runs.
 func Decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return fmt.Errorf("request body: %w", errs.ErrTooLarge)
 		}
+		return fmt.Errorf("request body: %v: %w", err, errs.ErrInvalid)
+	}
+	if string(bytes.TrimSpace(data)) == "null" {
+		return fmt.Errorf("request body: null: %w", errs.ErrInvalid)
+	}
+	if err := checkKeys(data, reflect.TypeOf(v)); err != nil {
+		return fmt.Errorf("request body: %v: %w", err, errs.ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("request body: %v: %w", err, errs.ErrInvalid)
 	}
 	if _, err := dec.Token(); err != io.EOF {

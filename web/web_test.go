@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lookoutfire/lookout/errs"
 )
@@ -78,6 +80,101 @@ func TestDecodeIsStrict(t *testing.T) {
 	if err := Decode(r, &v); !errors.Is(err, errs.ErrTooLarge) {
 		t.Errorf("over-limit body: %v", err)
 	}
+}
+
+// strictIn exercises Decode's key checks: nested structs, slices of structs,
+// maps, an embedded struct, pass-through values.
+type strictIn struct {
+	strictBase
+	Name  string            `json:"name"`
+	Duty  []strictContact   `json:"duty"`
+	Tags  map[string]string `json:"tags"`
+	Raw   json.RawMessage   `json:"raw"`
+	Any   any               `json:"any"`
+	When  time.Time         `json:"when"`
+	Inner *strictContact    `json:"inner"`
+	Plain int               // no tag: the Go name
+}
+
+type strictBase struct {
+	Zone string `json:"zone"`
+	Name string `json:"base_name"`
+}
+
+type strictContact struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+}
+
+func TestDecodeRefusesCaseVariantsAndRepeats(t *testing.T) {
+	tests := []struct {
+		body string
+		ok   bool
+		want string // in the error
+	}{
+		{`{"name":"a","zone":"z","base_name":"b","Plain":1}`, true, ""},
+		{`{"duty":[{"name":"x","phone":"1"}],"tags":{"A":"1","a":"2"},"inner":{"name":"y"}}`, true, ""},
+		{`{"raw":{"Name":1,"Name":2},"any":{"x":1},"when":"2026-11-23T08:00:00Z"}`, true, ""},
+		{`{"Name":"a"}`, false, `key "Name": keys are case-sensitive, this one is "name"`},
+		{`{"ZONE":"z"}`, false, `key "ZONE": keys are case-sensitive, this one is "zone"`},
+		{`{"plain":1}`, false, `key "plain": keys are case-sensitive, this one is "Plain"`},
+		{`{"duty":[{"name":"x"},{"Phone":"1"}]}`, false, `key "duty[1].Phone": keys are case-sensitive`},
+		{`{"inner":{"NAME":"y"}}`, false, `key "inner.NAME"`},
+		{`{"name":"a","name":"b"}`, false, `key "name" appears twice`},
+		{`{"tags":{"k":"1","k":"2"}}`, false, `key "tags.k" appears twice`},
+		{`{"any":{"k":1,"k":2}}`, false, `key "any.k" appears twice`},
+		{`null`, false, "null"},
+		{` null `, false, "null"},
+		{`{"nope":1}`, false, `unknown field "nope"`},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(tc.body))
+		var v strictIn
+		err := Decode(r, &v)
+		if tc.ok {
+			if err != nil {
+				t.Errorf("Decode(%s) = %v, want success", tc.body, err)
+			}
+			continue
+		}
+		if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Decode(%s) = %v, want ErrInvalid mentioning %q", tc.body, err, tc.want)
+		}
+	}
+	// what was accepted decoded as encoding/json would
+	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"name":"a","zone":"z","duty":[{"name":"x","phone":"1"}],"Plain":3}`))
+	var v strictIn
+	if err := Decode(r, &v); err != nil || v.Name != "a" || v.Zone != "z" || len(v.Duty) != 1 || v.Duty[0].Phone != "1" || v.Plain != 3 {
+		t.Fatalf("decoded %+v, %v", v, err)
+	}
+}
+
+// FuzzStrictDecode: Decode never panics, and whatever it accepts
+// encoding/json accepts too, with the same result (it only refuses more).
+func FuzzStrictDecode(f *testing.F) {
+	f.Add(`{"name":"a","duty":[{"name":"x","phone":"1"}],"tags":{"a":"b"},"zone":"z"}`)
+	f.Add(`{"Name":"a","name":"b"}`)
+	f.Add(`{"raw":[1,{"a":2}],"any":null,"when":"2026-11-23T08:00:00Z","inner":{"phone":"2"}}`)
+	f.Add(`[1,2]`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var strict strictIn
+		err := Decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), &strict)
+		if err != nil {
+			if !errors.Is(err, errs.ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		var lax strictIn
+		if err := json.Unmarshal([]byte(body), &lax); err != nil {
+			t.Fatalf("Decode accepted %q, encoding/json refuses it: %v", body, err)
+		}
+		a, _ := json.Marshal(strict)
+		b, _ := json.Marshal(lax)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("Decode gave %s, encoding/json %s", a, b)
+		}
+	})
 }
 
 func TestPathID(t *testing.T) {
