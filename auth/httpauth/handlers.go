@@ -349,7 +349,8 @@ func (s *Service) HandleRevokeDeviceCredentials(w http.ResponseWriter, r *http.R
 
 type newMQTTAccount struct {
 	Username string        `json:"username"`
-	Kind     auth.MQTTKind `json:"kind"` // gateway or monitor
+	Kind     auth.MQTTKind `json:"kind"`   // gateway or monitor
+	Rotate   bool          `json:"rotate"` // replace an existing account's password
 }
 
 // HandleListMQTTAccounts lists MQTT accounts (no hashes) (admin).
@@ -363,7 +364,10 @@ func (s *Service) HandleListMQTTAccounts(w http.ResponseWriter, r *http.Request)
 }
 
 // HandleCreateMQTTAccount issues a gateway or read-only monitor MQTT account
-// (admin); device accounts go through the device credentials route.
+// (admin); device accounts go through the device credentials route. An
+// existing account gets a new password only when the request says
+// "rotate": true (its clients are disconnected): a create that collides with a
+// name in use is a 409, not a silent outage of whatever uses that name.
 func (s *Service) HandleCreateMQTTAccount(w http.ResponseWriter, r *http.Request) {
 	var req newMQTTAccount
 	if err := web.Decode(r, &req); err != nil {
@@ -378,6 +382,19 @@ func (s *Service) HandleCreateMQTTAccount(w http.ResponseWriter, r *http.Request
 		web.Error(w, r, fmt.Errorf("%q is a device id: %w", req.Username, errs.ErrConflict))
 		return
 	}
+	_, err := s.store.GetMQTT(r.Context(), req.Username)
+	switch exists := err == nil; {
+	case err != nil && !errors.Is(err, auth.ErrCredNotFound):
+		web.Error(w, r, err)
+		return
+	case exists && !req.Rotate:
+		web.Error(w, r, fmt.Errorf("MQTT account %q exists; send \"rotate\": true to give it a new password (its clients are disconnected): %w",
+			req.Username, errs.ErrConflict))
+		return
+	case !exists && req.Rotate:
+		web.Error(w, r, fmt.Errorf("MQTT account %q: nothing to rotate: %w", req.Username, errs.ErrNotFound))
+		return
+	}
 	pw, err := s.store.IssueMQTT(r.Context(), req.Username, req.Kind)
 	if err != nil {
 		web.Error(w, r, err)
@@ -386,7 +403,7 @@ func (s *Service) HandleCreateMQTTAccount(w http.ResponseWriter, r *http.Request
 	if s.mqtt != nil {
 		s.mqtt.Forget(req.Username)
 	}
-	noteAudit(r, "kind=%s", req.Kind)
+	noteAudit(r, "kind=%s rotate=%t", req.Kind, req.Rotate)
 	w.Header().Set("Cache-Control", "no-store")
 	web.JSON(w, http.StatusCreated, credentialReply{Username: req.Username, Password: pw, ClientID: req.Username,
 		Note: "the password is shown once; client id must be the username or start with username@"})

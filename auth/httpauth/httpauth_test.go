@@ -2,6 +2,7 @@ package httpauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,6 +61,7 @@ func newService(t *testing.T, fc *clock.Fake, proxies ...string) (*Service, http
 		{Method: "POST", Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: s.HandleIssueDeviceCredentials, Audit: "device.credentials.issue"},
 		{Method: "PUT", Pattern: "/api/v1/me/password", Role: auth.RoleAny, Handler: s.HandleChangeOwnPassword},
 		{Method: "DELETE", Pattern: "/api/v1/devices/{id}/credentials", Role: auth.RoleMaintenance, Handler: s.HandleRevokeDeviceCredentials, Audit: "device.credentials.revoke"},
+		{Method: "POST", Pattern: "/api/v1/mqtt/accounts", Role: auth.RoleAdmin, Handler: s.HandleCreateMQTTAccount, Audit: "mqtt.account.create"},
 	} {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.Wrap(rt))
 	}
@@ -307,6 +309,71 @@ func TestDeviceCredentialRoutesLeaveOtherAccountsAlone(t *testing.T) {
 	}
 	if code := do("DELETE", "/api/v1/devices/smoke-a/credentials"); code != 204 {
 		t.Errorf("revoke a device account: %d", code)
+	}
+}
+
+// POST /api/v1/mqtt/accounts creates; an existing account is rotated only
+// when asked ("rotate": true), so a name collision cannot silently cut off
+// the gateway or monitor that uses it.
+func TestMQTTAccountCreateAndRotate(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC))
+	s, h := newService(t, fc)
+	ctx := context.Background()
+	if err := s.store.CreateUser(ctx, "root", auth.RoleAdmin, "admin horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	var tok *http.Cookie
+	for _, c := range login(h, "10.0.0.8", "root", "admin horse battery").Result().Cookies() {
+		if c.Name == CookieName {
+			tok = c
+		}
+	}
+	if tok == nil {
+		t.Fatal("admin login failed")
+	}
+	post := func(body string) (int, string) {
+		req := httptest.NewRequest("POST", "/api/v1/mqtt/accounts", strings.NewReader(body))
+		req.AddCookie(tok)
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		return rr.Code, rr.Body.String()
+	}
+	hash := func(name string) string {
+		c, err := s.store.GetMQTT(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Hash
+	}
+	if code, body := post(`{"username":"ops-gw","kind":"gateway"}`); code != 201 || !strings.Contains(body, `"password"`) {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	first := hash("ops-gw")
+	for _, tc := range []struct {
+		body    string
+		code    int
+		rotated bool
+		want    string
+	}{
+		{`{"username":"ops-gw","kind":"gateway"}`, 409, false, `send \"rotate\": true`},
+		{`{"username":"ops-gw","kind":"monitor","rotate":true}`, 409, false, "kind cannot change"},
+		{`{"username":"ops-gw","kind":"gateway","rotate":true}`, 201, true, `"password"`},
+		{`{"username":"nobody","kind":"gateway","rotate":true}`, 404, false, "nothing to rotate"},
+	} {
+		before := hash("ops-gw")
+		code, body := post(tc.body)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.body, code, body, tc.code, tc.want)
+		}
+		if changed := hash("ops-gw") != before; changed != tc.rotated {
+			t.Errorf("%s: password changed %v, want %v", tc.body, changed, tc.rotated)
+		}
+	}
+	if hash("ops-gw") == first {
+		t.Error("the rotation did not change the password")
+	}
+	if _, err := s.store.GetMQTT(ctx, "nobody"); !errors.Is(err, auth.ErrCredNotFound) {
+		t.Errorf("a rotate of a missing account created it: %v", err)
 	}
 }
 
