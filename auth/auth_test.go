@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -436,5 +437,59 @@ func TestSourceKey(t *testing.T) {
 	}
 	if throttled != 2 {
 		t.Errorf("5 attempts from one /64 with a limit of 3: %d throttled, want 2", throttled)
+	}
+}
+
+// CreateMQTT and RotateMQTT are single statements: of concurrent creates of
+// one name exactly one wins, and a rotation never re-creates a deleted account.
+func TestCreateAndRotateMQTTAreAtomic(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t, clock.NewFake(t0))
+	const n = 8
+	errsC := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := st.CreateMQTT(ctx, "gw2", MQTTGateway)
+			errsC <- err
+		}()
+	}
+	wg.Wait()
+	close(errsC)
+	won := 0
+	for err := range errsC {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, ErrMQTTExists):
+			t.Errorf("losing create: %v, want ErrMQTTExists", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d concurrent creates succeeded, want 1", won)
+	}
+	if _, err := st.CreateMQTT(ctx, "gw2", MQTTMonitor); !errors.Is(err, ErrMQTTKind) {
+		t.Errorf("create over another kind: %v, want ErrMQTTKind", err)
+	}
+	before, _ := st.GetMQTT(ctx, "gw2")
+	if _, err := st.RotateMQTT(ctx, "gw2", MQTTGateway); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := st.GetMQTT(ctx, "gw2"); after.Hash == before.Hash {
+		t.Error("rotation kept the old hash")
+	}
+	if _, err := st.RotateMQTT(ctx, "gw2", MQTTMonitor); !errors.Is(err, ErrMQTTKind) {
+		t.Errorf("rotate as another kind: %v, want ErrMQTTKind", err)
+	}
+	if err := st.RevokeMQTT(ctx, "gw2", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RotateMQTT(ctx, "gw2", MQTTGateway); !errors.Is(err, ErrCredNotFound) {
+		t.Errorf("rotate of a deleted account: %v, want ErrCredNotFound", err)
+	}
+	if _, err := st.GetMQTT(ctx, "gw2"); !errors.Is(err, ErrCredNotFound) {
+		t.Error("the rotation re-created the deleted account")
 	}
 }

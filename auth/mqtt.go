@@ -52,6 +52,29 @@ type MQTTCred struct {
 // changes an existing account's kind (ErrMQTTKind): rotating a device's
 // password must not be a way to take over, or demote, a gateway account.
 func (s *Store) IssueMQTT(ctx context.Context, username string, kind MQTTKind) (string, error) {
+	return s.writeMQTT(ctx, username, kind, `INSERT INTO auth_mqtt(username, kind, hash, created_at) VALUES(?,?,?,?)
+		ON CONFLICT(username) DO UPDATE SET hash=excluded.hash, created_at=excluded.created_at WHERE auth_mqtt.kind = excluded.kind`)
+}
+
+// CreateMQTT creates an account and returns its password; ErrMQTTExists (or
+// ErrMQTTKind for another kind) when the name is taken. One statement, so two
+// concurrent creates cannot both succeed.
+func (s *Store) CreateMQTT(ctx context.Context, username string, kind MQTTKind) (string, error) {
+	return s.writeMQTT(ctx, username, kind, `INSERT INTO auth_mqtt(username, kind, hash, created_at) VALUES(?,?,?,?)
+		ON CONFLICT(username) DO NOTHING`)
+}
+
+// RotateMQTT gives an existing account of kind a new password and returns it;
+// ErrCredNotFound when there is no account of that name, ErrMQTTKind when it
+// is of another kind. One statement, so it never re-creates an account that
+// was deleted meanwhile.
+func (s *Store) RotateMQTT(ctx context.Context, username string, kind MQTTKind) (string, error) {
+	return s.writeMQTT(ctx, username, kind, `UPDATE auth_mqtt SET hash=?3, created_at=?4 WHERE username=?1 AND kind=?2`)
+}
+
+// writeMQTT runs q (parameters: username, kind, hash, created_at) with a new
+// password and, when it changed no row, says why.
+func (s *Store) writeMQTT(ctx context.Context, username string, kind MQTTKind, q string) (string, error) {
 	if !ValidUsername(username) {
 		return "", fmt.Errorf("mqtt username %q: %w", username, ErrInvalidInput)
 	}
@@ -63,16 +86,25 @@ func (s *Store) IssueMQTT(ctx context.Context, username string, kind MQTTKind) (
 	if err != nil {
 		return "", err
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO auth_mqtt(username, kind, hash, created_at) VALUES(?,?,?,?)
-		ON CONFLICT(username) DO UPDATE SET hash=excluded.hash, created_at=excluded.created_at WHERE auth_mqtt.kind = excluded.kind`,
-		username, string(kind), h, unix(s.clk.Now()))
+	res, err := s.db.ExecContext(ctx, q, username, string(kind), h, unix(s.clk.Now()))
 	if err != nil {
 		return "", fmt.Errorf("auth: issue mqtt: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return "", fmt.Errorf("%s is not a %s account: %w", username, kind, ErrMQTTKind)
+	if n, err := res.RowsAffected(); err != nil {
+		return "", fmt.Errorf("auth: issue mqtt: %w", err)
+	} else if n == 1 {
+		return pw, nil
 	}
-	return pw, nil
+	switch c, err := s.GetMQTT(ctx, username); {
+	case errors.Is(err, ErrCredNotFound):
+		return "", err
+	case err != nil:
+		return "", err
+	case c.Kind != kind:
+		return "", fmt.Errorf("%s is a %s account, not %s: %w", username, c.Kind, kind, ErrMQTTKind)
+	default:
+		return "", fmt.Errorf("%s: %w", username, ErrMQTTExists)
+	}
 }
 
 // GetMQTT returns one account.

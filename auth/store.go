@@ -24,6 +24,7 @@ var (
 	ErrTokenNotFound  = fmt.Errorf("token %w", errs.ErrNotFound)
 	ErrCredNotFound   = fmt.Errorf("mqtt credentials %w", errs.ErrNotFound)
 	ErrMQTTKind       = fmt.Errorf("mqtt account kind cannot change: %w", errs.ErrConflict)
+	ErrMQTTExists     = fmt.Errorf("mqtt account already exists: %w", errs.ErrConflict)
 	ErrInvalidInput   = fmt.Errorf("auth input %w", errs.ErrInvalid)
 	ErrNotAllowed     = fmt.Errorf("not allowed: %w", errs.ErrForbidden)
 )

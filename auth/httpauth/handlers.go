@@ -382,21 +382,20 @@ func (s *Service) HandleCreateMQTTAccount(w http.ResponseWriter, r *http.Request
 		web.Error(w, r, fmt.Errorf("%q is a device id: %w", req.Username, errs.ErrConflict))
 		return
 	}
-	_, err := s.store.GetMQTT(r.Context(), req.Username)
-	switch exists := err == nil; {
-	case err != nil && !errors.Is(err, auth.ErrCredNotFound):
-		web.Error(w, r, err)
-		return
-	case exists && !req.Rotate:
+	issue := s.store.CreateMQTT
+	if req.Rotate {
+		issue = s.store.RotateMQTT
+	}
+	pw, err := issue(r.Context(), req.Username, req.Kind)
+	switch {
+	case errors.Is(err, auth.ErrMQTTExists):
 		web.Error(w, r, fmt.Errorf("MQTT account %q exists; send \"rotate\": true to give it a new password (its clients are disconnected): %w",
 			req.Username, errs.ErrConflict))
 		return
-	case !exists && req.Rotate:
+	case req.Rotate && errors.Is(err, auth.ErrCredNotFound):
 		web.Error(w, r, fmt.Errorf("MQTT account %q: nothing to rotate: %w", req.Username, errs.ErrNotFound))
 		return
-	}
-	pw, err := s.store.IssueMQTT(r.Context(), req.Username, req.Kind)
-	if err != nil {
+	case err != nil:
 		web.Error(w, r, err)
 		return
 	}

@@ -357,6 +357,7 @@ func TestMQTTAccountCreateAndRotate(t *testing.T) {
 	}{
 		{`{"username":"ops-gw","kind":"gateway"}`, 409, false, `send \"rotate\": true`},
 		{`{"username":"ops-gw","kind":"monitor","rotate":true}`, 409, false, "kind cannot change"},
+		{`{"username":"ops-gw","kind":"monitor"}`, 409, false, "is a gateway account, not monitor"},
 		{`{"username":"ops-gw","kind":"gateway","rotate":true}`, 201, true, `"password"`},
 		{`{"username":"nobody","kind":"gateway","rotate":true}`, 404, false, "nothing to rotate"},
 	} {
