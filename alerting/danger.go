@@ -147,7 +147,7 @@ func (e *Engine) stationRule(ctx context.Context, r ingest.Reading) error {
 	sd := StationDanger{Station: r.DeviceID, Zone: r.Zone, Day: day, Indices: ix, Level: level, ObsAt: r.Time}
 	e.hub.Publish("fire_danger.daily", sd)
 	if e.points != nil {
-		if err := e.points.WritePoint(e.cfg.FireDanger.Measurement, map[string]string{"station": r.DeviceID, "zone": r.Zone},
+		if err := e.points.WritePoint(ctx, e.cfg.FireDanger.Measurement, map[string]string{"station": r.DeviceID, "zone": r.Zone},
 			map[string]any{"ffmc": ix.FFMC, "dmc": ix.DMC, "dc": ix.DC, "isi": ix.ISI, "bui": ix.BUI, "fwi": ix.FWI,
 				"dsr": ix.DSR, "level": int64(level), "temp": temp, "rh": rh, "wind_kmh": wx.Wind, "rain_24h": acc}, r.Time); err != nil {
 			e.log.Warn("alerting: fwi point", "station", r.DeviceID, "err", err)

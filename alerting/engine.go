@@ -61,9 +61,10 @@ type CameraGeo interface {
 }
 
 // PointSink stores a time-series point (the gateway adapts tsdb to it); the daily
-// FWI goes there as its own measurement.
+// FWI goes there as its own measurement. ctx bounds a write that has to wait
+// (a full spool).
 type PointSink interface {
-	WritePoint(measurement string, tags map[string]string, fields map[string]any, t time.Time) error
+	WritePoint(ctx context.Context, measurement string, tags map[string]string, fields map[string]any, t time.Time) error
 }
 
 // MQTTPublisher publishes alert messages to fire/alerts/{severity}/{zone} at
@@ -304,14 +305,16 @@ func (e *Engine) Run(ctx context.Context) error {
 	every(e.runTimers)
 	every(e.out.step)
 	defer wg.Wait()
-	// An input taken off the queue is evaluated to the end even if shutdown
-	// begins meanwhile (a few SQLite statements); the rest of the queue is
-	// then drained under drain's bound.
-	evalCtx := context.WithoutCancel(ctx)
+	// Inputs are evaluated under evalCtx, which outlives ctx by drainGrace: an
+	// input taken off the queue is evaluated to the end even if shutdown begins
+	// meanwhile, and so is the rest of the queue, within that bound.
+	evalCtx, stopEval := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEval()
+	context.AfterFunc(ctx, func() { time.AfterFunc(drainGrace, stopEval) })
 	for {
 		select {
 		case <-ctx.Done():
-			e.drain(ctx)
+			e.drain(evalCtx)
 			return ctx.Err()
 		case r := <-e.queue:
 			e.evaluateQueued(evalCtx, r)
@@ -338,17 +341,15 @@ func (e *Engine) evaluateQueuedHealth(ctx context.Context, h HealthEvent) {
 	}
 }
 
-// drainGrace bounds how long a shutting-down Run keeps evaluating what is
-// still queued.
+// drainGrace bounds how long a shutting-down Run keeps evaluating, from the
+// moment its context ends.
 const drainGrace = 5 * time.Second
 
 // drain evaluates the readings and health events still queued when Run is
 // stopped (the gateway stops intake first, so the queue is final): an alarm
-// that was stored must also have been judged. It gives up after drainGrace
-// and logs how many inputs were left.
-func (e *Engine) drain(parent context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), drainGrace)
-	defer cancel()
+// that was stored must also have been judged. It gives up when ctx (Run's
+// evalCtx) ends and logs how many inputs were left.
+func (e *Engine) drain(ctx context.Context) {
 	n := 0
 	for ctx.Err() == nil {
 		select {

@@ -84,7 +84,7 @@ type recPoints struct {
 	pts []map[string]any
 }
 
-func (p *recPoints) WritePoint(m string, tags map[string]string, f map[string]any, _ time.Time) error {
+func (p *recPoints) WritePoint(_ context.Context, m string, tags map[string]string, f map[string]any, _ time.Time) error {
 	p.mu.Lock()
 	p.pts = append(p.pts, f)
 	p.mu.Unlock()

@@ -52,8 +52,8 @@ func (c cameraGeo) Triangulate(s []alerting.Sighting, minBaselineM, minAngleDeg 
 // durable spool as readings, so they reach InfluxDB with the same guarantees.
 type spoolPoints struct{ s *spool.Spool }
 
-func (p spoolPoints) WritePoint(measurement string, tags map[string]string, fields map[string]any, t time.Time) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (p spoolPoints) WritePoint(ctx context.Context, measurement string, tags map[string]string, fields map[string]any, t time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a full spool waits at most this long
 	defer cancel()
 	return p.s.Append(ctx, tsdb.EncodePoint(nil, measurement, tags, fields, t))
 }

@@ -259,10 +259,13 @@ func (d *mqttOut) PublishAlert(ctx context.Context, topic string, payload []byte
 	return d.Publish(topic, payload)
 }
 
-// Run starts every component and serves until ctx ends, then shuts down in
-// order: stop intake, stop HTTP, let the writer finish its batch, close stores.
-func (a *App) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+// Run starts every component and serves until parent ends, then shuts down in
+// order: stop intake, stop HTTP, let the alerting engine evaluate what is
+// queued and the writer finish its batch, close stores. The components run on
+// their own context, cancelled only after intake and HTTP have stopped: a
+// SIGTERM must not end the engine's drain while readings still come in.
+func (a *App) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
@@ -336,7 +339,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	var runErr error
 	select {
-	case <-ctx.Done():
+	case <-parent.Done():
 	case runErr = <-errc:
 		a.log.Error("component failed; shutting down", "err", runErr)
 	}

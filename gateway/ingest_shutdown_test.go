@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/lookoutfire/lookout/alerting"
 	"github.com/lookoutfire/lookout/config"
 	"github.com/lookoutfire/lookout/internal/testenv"
 	"github.com/lookoutfire/lookout/registry"
@@ -89,5 +91,88 @@ func TestShutdownWithSpoolFull(t *testing.T) {
 	}
 	if acc, _ := a.pipeline.Counts(); acc != 0 {
 		t.Fatalf("pipeline accepted %d readings", acc)
+	}
+}
+
+// TestShutdownEvaluatesEveryAckedAlarm: a burst of smoke alarms is acknowledged
+// by the embedded broker and the gateway is stopped at once. Every alarm that
+// was acknowledged (stored) is also evaluated before Run returns: stopping
+// intake comes first, and the alerting engine drains its queue after.
+func TestShutdownEvaluatesEveryAckedAlarm(t *testing.T) {
+	var cfg config.Config
+	a := testApp(t, func(c *config.Config) {
+		c.HTTP.Addr = "127.0.0.1:0"
+		c.MQTT.EmbeddedAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		c.Influx.URL = "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // down: readings wait in the spool
+		c.Auth.InsecureDev = true                                               // anonymous MQTT
+		cfg = *c
+	})
+	const n = 30 // evaluated well within the 5 s drain bound even under -race (~50 ms an alarm there)
+	ctx := context.Background()
+	for i := range n {
+		d := registry.Device{ID: fmt.Sprintf("sm-%03d", i), Class: "smoke", Name: "alarm", Lat: 31.5, Lon: 107.0}
+		if err := a.devices.Create(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	select {
+	case <-a.started:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway did not start")
+	}
+	var toks []paho.Token
+	for i := range n {
+		id := fmt.Sprintf("sm-%03d", i)
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + cfg.MQTT.EmbeddedAddr).SetClientID(id).
+			SetAutoReconnect(false).SetConnectRetry(false))
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect %s: %v", id, tok.Error())
+		}
+		defer c.Disconnect(0)
+		toks = append(toks, c.Publish("fire/smoke/"+id+"/event", 1, false, `{"event":"alarm","smoke_db_m":0.4}`))
+	}
+	for i, tok := range toks {
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("alarm %d not acknowledged: %v", i, tok.Error())
+		}
+	}
+	queued := -1.0
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "lookout_alerting_queue_depth" {
+			queued = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	cancel() // at once: alarms are still waiting for evaluation
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway did not stop")
+	}
+	alerts, err := a.alerts.List(ctx, alerting.Filter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, al := range alerts {
+		if al.Type == alerting.TypeSmokeAlarm {
+			got++
+		}
+	}
+	t.Logf("%d alarms queued for evaluation at the stop", int(queued))
+	if got != n {
+		t.Fatalf("%d of %d acknowledged alarms became alerts", got, n)
 	}
 }
