@@ -58,7 +58,7 @@ type gateway struct {
 func startGateway(t testing.TB, influx *testenv.Influx, mqttURL string, extraEnv ...string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, log: &testenv.SyncBuffer{},
-		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", testenv.RestartablePort(t))} // restarted on the same ports
 	env := []string{
 		"LOOKOUT_DATA_DIR=" + t.TempDir(),
 		"LOOKOUT_HTTP_ADDR=" + g.HTTPAddr,
@@ -70,7 +70,7 @@ func startGateway(t testing.TB, influx *testenv.Influx, mqttURL string, extraEnv
 		"LOOKOUT_LOG_LEVEL=info",
 	}
 	if mqttURL == "" {
-		g.MQTTAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		g.MQTTAddr = fmt.Sprintf("127.0.0.1:%d", testenv.RestartablePort(t))
 		env = append(env, "LOOKOUT_MQTT_EMBEDDED_ADDR="+g.MQTTAddr)
 	}
 	g.env = append(env, extraEnv...)
