@@ -140,44 +140,70 @@ func skipValue(dec *json.Decoder) error {
 	}
 }
 
-// jsonFields adds the JSON names of struct type t's fields, as encoding/json
-// sees them (tag name, else the Go name; "-" skipped; untagged embedded
-// structs flattened), with their types.
+// jsonFields adds the JSON names of struct type t's fields with their types,
+// as encoding/json resolves them: tag name, else the Go name; "-" skipped;
+// untagged embedded structs promote their fields, a shallower field hiding
+// deeper ones of the same name, and of several at one depth a tagged one
+// wins, else none does (encoding/json then ignores the name).
 func jsonFields(t reflect.Type, out map[string]reflect.Type) {
-	var embedded []reflect.Type
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				embedded = append(embedded, ft)
+	type cand struct {
+		typ    reflect.Type
+		tagged bool
+		n      int // fields of this name and taggedness at this depth
+	}
+	decided := map[string]bool{} // names settled at a shallower depth
+	visited := map[reflect.Type]bool{}
+	for level := []reflect.Type{t}; len(level) > 0; {
+		var next []reflect.Type
+		here := map[string]*cand{}
+		for _, st := range level {
+			if visited[st] {
 				continue
 			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
-	// promoted fields: a shallower field of the same name wins, as in encoding/json
-	for _, et := range embedded {
-		inner := map[string]reflect.Type{}
-		jsonFields(et, inner)
-		for name, ft := range inner {
-			if _, ok := out[name]; !ok {
-				out[name] = ft
+			visited[st] = true
+			for i := range st.NumField() {
+				f := st.Field(i)
+				tag := f.Tag.Get("json")
+				if tag == "-" {
+					continue
+				}
+				name, _, _ := strings.Cut(tag, ",")
+				if f.Anonymous && name == "" {
+					ft := f.Type
+					if ft.Kind() == reflect.Pointer {
+						ft = ft.Elem()
+					}
+					if ft.Kind() == reflect.Struct {
+						next = append(next, ft)
+						continue
+					}
+				}
+				if !f.IsExported() {
+					continue
+				}
+				tagged := name != ""
+				if !tagged {
+					name = f.Name
+				}
+				switch c := here[name]; {
+				case c == nil:
+					here[name] = &cand{f.Type, tagged, 1}
+				case tagged && !c.tagged:
+					*c = cand{f.Type, true, 1}
+				case tagged == c.tagged:
+					c.n++
+				}
 			}
 		}
+		for name, c := range here {
+			if decided[name] {
+				continue
+			}
+			decided[name] = true
+			if c.n == 1 {
+				out[name] = c.typ
+			}
+		}
+		level = next
 	}
 }

@@ -106,6 +106,31 @@ type strictContact struct {
 	Phone string `json:"phone"`
 }
 
+// promoted fields resolved as encoding/json does: Deep's x lies at depth 2,
+// Shallow's at depth 1 and wins, so x holds a strictContact.
+type strictDeep struct {
+	X string `json:"x"`
+}
+type strictOuter struct{ strictDeep }
+type strictShallow struct {
+	X strictContact `json:"x"`
+}
+type strictPromoted struct {
+	strictOuter
+	strictShallow
+}
+
+func TestDecodePromotedFieldsByDepth(t *testing.T) {
+	var v strictPromoted
+	err := Decode(httptest.NewRequest("POST", "/", strings.NewReader(`{"x":{"Name":"a"}}`)), &v)
+	if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), `key "x.Name": keys are case-sensitive`) {
+		t.Fatalf("Decode = %v, want the case variant inside x refused", err)
+	}
+	if err := Decode(httptest.NewRequest("POST", "/", strings.NewReader(`{"x":{"name":"a"}}`)), &v); err != nil || v.strictShallow.X.Name != "a" {
+		t.Fatalf("Decode = %v, %+v", err, v)
+	}
+}
+
 func TestDecodeRefusesCaseVariantsAndRepeats(t *testing.T) {
 	tests := []struct {
 		body string
@@ -162,6 +187,17 @@ func FuzzStrictDecode(f *testing.F) {
 		if err != nil {
 			if !errors.Is(err, errs.ErrInvalid) {
 				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			// What encoding/json (strict about unknown fields) takes, Decode
+			// refuses only for its own three reasons.
+			dec := json.NewDecoder(strings.NewReader(body))
+			dec.DisallowUnknownFields()
+			var lax strictIn
+			if dec.Decode(&lax) == nil && !dec.More() {
+				if msg := err.Error(); !strings.Contains(msg, "keys are case-sensitive") && !strings.Contains(msg, "appears twice") &&
+					!strings.Contains(msg, "request body: null") && !strings.Contains(msg, "trailing data") {
+					t.Fatalf("Decode refused %q, which encoding/json takes: %v", body, err)
+				}
 			}
 			return
 		}
