@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -405,6 +406,52 @@ func TestAckDuringCallPlacementAnswersThatStep(t *testing.T) {
 				if got[n] != "" {
 					t.Errorf("call to %s (an earlier zone) answered by %q, want unanswered", n, got[n])
 				}
+			}
+		})
+	}
+}
+
+// Acking an alert after it cleared answers none of its calls: nobody answered
+// them while it was on. Acking an exhausted, still active alert answers the
+// calls of the zone called last.
+func TestAckAfterClearAnswersNoCall(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		clear    bool
+		answered []string
+	}{
+		{"cleared, then acked", true, nil},
+		{"exhausted, then acked", false, []string{"County Duty"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.eval(t, ingest.Reading{DeviceID: "smk-x", Class: ingest.ClassSmoke, Zone: "g1", Fields: map[string]any{"event": "alarm"}})
+			stepMinutes(t, h.e, h.clk, 25) // every zone called, chain exhausted
+			a, ok := h.active(t, "smk-x", TypeSmokeAlarm)
+			if !ok {
+				t.Fatal("no alert")
+			}
+			if tc.clear {
+				if _, err := h.e.Clear(ctx, a.ID, "op", "false alarm"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := h.e.Ack(ctx, a.ID, "duty", ""); err != nil {
+				t.Fatal(err)
+			}
+			v, err := h.e.Get(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range v.Calls {
+				if c.Answered != nil {
+					got = append(got, c.Name)
+				}
+			}
+			if !slices.Equal(got, tc.answered) {
+				t.Errorf("answered calls %v, want %v", got, tc.answered)
 			}
 		})
 	}

@@ -228,7 +228,7 @@ func TestEscalationChainSurvivesZonesSwap(t *testing.T) {
 	}
 }
 
-// An escalation row from before chains were stored (path '') follows the live
+// An escalation row from before chains were stored (an empty path) follows the live
 // zone path, as it did then.
 func TestEscalationLegacyRowFollowsLivePath(t *testing.T) {
 	h := newHarness(t, nil)

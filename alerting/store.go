@@ -309,13 +309,17 @@ func stepTx(ctx context.Context, tx *sql.Tx, id int64, at time.Time, user, note,
 	if action == "acked" {
 		// The 叫应 answer: the calls of the step in progress (every duty contact
 		// of the zone being called) are marked answered by whoever acked; once
-		// the chain has ended, those of the zone called last. Calls of the step
-		// in progress recorded after this (an ack landing while they are being
-		// placed) take the answer when they are recorded (escalateFrom).
+		// the chain has ended unanswered, those of the zone called last. Calls
+		// of the step in progress recorded after this (an ack landing while they
+		// are being placed) take the answer when they are recorded
+		// (escalateFrom). Acking an alert that has already cleared answers no
+		// call: nobody answered them while it was on.
 		if _, err := tx.ExecContext(ctx, `UPDATE alert_call SET answered_at = ?, answered_by = ?
-			WHERE alert_id = ? AND answered_at IS NULL AND step = COALESCE(
+			WHERE alert_id = ? AND answered_at IS NULL
+			AND NOT EXISTS (SELECT 1 FROM alert WHERE id = ? AND cleared = 1)
+			AND step = COALESCE(
 				(SELECT step FROM escalation WHERE alert_id = ? AND done = 0 AND step >= 0),
-				(SELECT MAX(step) FROM alert_call WHERE alert_id = ?))`, ms(at), user, id, id, id); err != nil {
+				(SELECT MAX(step) FROM alert_call WHERE alert_id = ?))`, ms(at), user, id, id, id, id); err != nil {
 			return Alert{}, fmt.Errorf("alerting: answer call: %w", err)
 		}
 	}
