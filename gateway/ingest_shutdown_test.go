@@ -104,7 +104,7 @@ func TestShutdownEvaluatesEveryAckedAlarm(t *testing.T) {
 		c.HTTP.Addr = "127.0.0.1:0"
 		c.MQTT.EmbeddedAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 		c.Influx.URL = "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // down: readings wait in the spool
-		c.Auth.InsecureDev = true                                               // anonymous MQTT
+		c.Auth.InsecureDev = true                                              // anonymous MQTT
 		cfg = *c
 	})
 	const n = 30 // evaluated well within the 5 s drain bound even under -race (~50 ms an alarm there)
