@@ -38,17 +38,8 @@ func TestShutdownWithSpoolFull(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	cancel, done := runApp(t, a)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	select {
-	case <-a.started:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("gateway did not start")
-	}
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + cfg.MQTT.EmbeddedAddr).SetClientID("sm-1").
 		SetAutoReconnect(false).SetConnectRetry(false))
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -57,18 +48,7 @@ func TestShutdownWithSpoolFull(t *testing.T) {
 	defer c.Disconnect(0)
 	tok := c.Publish("fire/smoke/sm-1/telemetry", 1, false,
 		`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false}`)
-	blocked := func() bool {
-		mfs, err := a.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "lookout_spool_blocked_total" {
-				return mf.GetMetric()[0].GetCounter().GetValue() >= 1
-			}
-		}
-		return false
-	}
+	blocked := func() bool { return metricValue(t, a, "lookout_spool_blocked_total") >= 1 }
 	for deadline := time.Now().Add(10 * time.Second); !blocked(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the publish never reached the full spool")
@@ -115,17 +95,8 @@ func TestShutdownEvaluatesEveryAckedAlarm(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
+	cancel, done := runApp(t, a)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	select {
-	case <-a.started:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("gateway did not start")
-	}
 	var toks []paho.Token
 	for i := range n {
 		id := fmt.Sprintf("sm-%03d", i)
@@ -142,16 +113,7 @@ func TestShutdownEvaluatesEveryAckedAlarm(t *testing.T) {
 			t.Fatalf("alarm %d not acknowledged: %v", i, tok.Error())
 		}
 	}
-	queued := -1.0
-	mfs, err := a.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "lookout_alerting_queue_depth" {
-			queued = mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
+	queued := metricValue(t, a, "lookout_alerting_queue_depth")
 	cancel() // at once: alarms are still waiting for evaluation
 	select {
 	case err := <-done:
@@ -175,4 +137,44 @@ func TestShutdownEvaluatesEveryAckedAlarm(t *testing.T) {
 	if got != n {
 		t.Fatalf("%d of %d acknowledged alarms became alerts", got, n)
 	}
+}
+
+// runApp runs a until the returned cancel, waiting for it to start; done
+// gets Run's result.
+func runApp(t *testing.T, a *App) (context.CancelFunc, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.started:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("gateway did not start")
+	}
+	return cancel, done
+}
+
+// metricValue is the value of a's first series of metric name (a counter or
+// a gauge), or -1 when a has no such metric.
+func metricValue(t *testing.T, a *App, name string) float64 {
+	t.Helper()
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		if m := mf.GetMetric()[0]; m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
+		} else if m.GetGauge() != nil {
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
 }
