@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	mochiauth "github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,12 +52,7 @@ func TestCloseWhilePublishWaitsForSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("sm-1").
-		SetAutoReconnect(false).SetConnectRetry(false))
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(0)
+	c := testenv.MQTTClient(t, addr, "sm-1")
 	tok := c.Publish("fire/smoke/sm-1/telemetry", 1, false,
 		`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false}`)
 	blocked := func() bool { return counter(t, reg, "lookout_spool_blocked_total") >= 1 }

@@ -40,12 +40,7 @@ func TestShutdownWithSpoolFull(t *testing.T) {
 
 	cancel, done := runApp(t, a)
 	defer cancel()
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + cfg.MQTT.EmbeddedAddr).SetClientID("sm-1").
-		SetAutoReconnect(false).SetConnectRetry(false))
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(0)
+	c := testenv.MQTTClient(t, cfg.MQTT.EmbeddedAddr, "sm-1")
 	tok := c.Publish("fire/smoke/sm-1/telemetry", 1, false,
 		`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false}`)
 	blocked := func() bool { return metricValue(t, a, "lookout_spool_blocked_total") >= 1 }
@@ -100,12 +95,7 @@ func TestShutdownEvaluatesEveryAckedAlarm(t *testing.T) {
 	var toks []paho.Token
 	for i := range n {
 		id := fmt.Sprintf("sm-%03d", i)
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + cfg.MQTT.EmbeddedAddr).SetClientID(id).
-			SetAutoReconnect(false).SetConnectRetry(false))
-		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("connect %s: %v", id, tok.Error())
-		}
-		defer c.Disconnect(0)
+		c := testenv.MQTTClient(t, cfg.MQTT.EmbeddedAddr, id)
 		toks = append(toks, c.Publish("fire/smoke/"+id+"/event", 1, false, `{"event":"alarm","smoke_db_m":0.4}`))
 	}
 	for i, tok := range toks {

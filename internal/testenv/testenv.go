@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/lookoutfire/lookout/internal/proc"
 )
 
@@ -301,6 +303,20 @@ log_type warning
 	m := &Mosquitto{Process: p, URL: "tcp://" + p.Addr, Port: port}
 	WaitTCP(t, p.Addr, 10*time.Second)
 	return m
+}
+
+// MQTTClient connects a plain MQTT client (no reconnects, no retries) to the
+// broker at addr (host:port) with clientID, failing the test when it cannot;
+// it is disconnected when the test ends.
+func MQTTClient(t testing.TB, addr, clientID string) paho.Client {
+	t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).
+		SetAutoReconnect(false).SetConnectRetry(false))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt connect %s as %s: %v", addr, clientID, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c
 }
 
 // WaitTCP waits until addr accepts TCP connections.
