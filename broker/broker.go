@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -54,6 +55,8 @@ type Broker struct {
 	guardMetrics *guardMetrics
 	intake       context.Context // see Intake; ended by Close
 	stopIntake   context.CancelFunc
+	closeOnce    sync.Once // mochi's Close panics when called twice
+	closeErr     error
 }
 
 // New builds a broker; Start opens its listeners.
@@ -153,9 +156,13 @@ func (b *Broker) Disconnect(username string) int {
 func (b *Broker) Intake() context.Context { return b.intake }
 
 // Close ends intake (see Intake), stops the listeners and disconnects clients.
+// Calls after the first return the first one's result.
 func (b *Broker) Close() error {
-	b.stopIntake()
-	return b.srv.Close()
+	b.closeOnce.Do(func() {
+		b.stopIntake()
+		b.closeErr = b.srv.Close()
+	})
+	return b.closeErr
 }
 
 // ingestHook hands device publishes to the pipeline before the broker acks them.

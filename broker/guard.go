@@ -15,6 +15,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookoutfire/lookout/auth"
@@ -86,10 +87,11 @@ type guardedListener struct {
 	// validate is false only in tests that prove the recover net on its own.
 	validate bool
 
-	mu  sync.Mutex
-	ln  net.Listener
-	log *slog.Logger
-	end atomic.Bool
+	mu    sync.Mutex
+	ln    net.Listener
+	log   *slog.Logger
+	conns map[*guardConn]struct{} // every connection being served, CONNECT sent or not
+	end   atomic.Bool
 }
 
 func newGuardedListener(id, addr string, tlsConfig *tls.Config, limits Limits, maxPacket int, srv *mqtt.Server, m *guardMetrics) *guardedListener {
@@ -165,11 +167,34 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 			}
 		}
 		gc := newGuardConn(conn, l.maxPacket, l.limits.ConnectTimeout, l.m, l.validate)
+		if !l.track(gc) {
+			_ = conn.Close() // Close swept the connections already
+			return
+		}
 		go l.serveConn(gc, establish)
 	}
 }
 
+// track records gc for Close's sweep; false once the listener is closing.
+func (l *guardedListener) track(gc *guardConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.end.Load() {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = make(map[*guardConn]struct{})
+	}
+	l.conns[gc] = struct{}{}
+	return true
+}
+
 func (l *guardedListener) serveConn(gc *guardConn, establish listeners.EstablishFn) {
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, gc)
+		l.mu.Unlock()
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			l.log.Error("mqtt connection panicked; connection closed, broker continues",
@@ -196,15 +221,34 @@ func (l *guardedListener) dropClient(gc *guardConn) {
 	}
 }
 
-// Close stops accepting and closes this listener's clients.
-func (l *guardedListener) Close(closeClients listeners.CloseFn) {
-	l.end.Store(true)
+// Close stops accepting and closes this listener's clients. It does not call
+// mochi's closeClients: in v2.7.9 that path (Clients.GetByListener) takes the
+// clients read lock twice, and a client disconnecting in between deadlocks
+// the whole broker (mochi-mqtt/server#488). The clients are disconnected here
+// the same way instead, from one GetAll snapshot. Connections that never sent
+// CONNECT are closed too: mochi's Close waits for them, and they would hold
+// the shutdown until their CONNECT deadline.
+func (l *guardedListener) Close(listeners.CloseFn) {
 	l.mu.Lock()
+	l.end.Store(true)
 	if l.ln != nil {
 		_ = l.ln.Close()
 	}
 	l.mu.Unlock()
-	closeClients(l.id)
+	var clients map[string]*mqtt.Client
+	if l.srv != nil { // nil only in listener-level tests
+		clients = l.srv.Clients.GetAll()
+	}
+	for _, cl := range clients {
+		if cl.Net.Listener == l.id && !cl.Closed() {
+			_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	l.mu.Lock()
+	for gc := range l.conns {
+		_ = gc.Conn.Close()
+	}
+	l.mu.Unlock()
 }
 
 // guardConn hands mochi only whole packets that passed checkPacket. It reads

@@ -221,3 +221,32 @@ func TestOversizePacketClosesConnection(t *testing.T) {
 	}
 	publishWorks(t, tb)
 }
+
+// TestCloseDoesNotWaitForSilentSockets: a socket that never sends CONNECT is
+// closed by the broker's Close, not waited for until its CONNECT deadline
+// (mochi's Close waits for every connection it has been handed).
+func TestCloseDoesNotWaitForSilentSockets(t *testing.T) {
+	tb := startTestBroker(t, Limits{ConnectTimeout: time.Minute})
+	c, err := net.DialTimeout("tcp", tb.addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = rawSession(t, tb.addr, 4, "sm-1") // served, so the silent one is being served too
+	closed := make(chan error, 1)
+	go func() { closed <- tb.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits for a socket that never sent CONNECT")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the silent socket is still open after Close")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the silent socket is still open after Close")
+	}
+}

@@ -97,3 +97,56 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return 0
 }
+
+// TestCloseWhileClientsLeave: clients ending their sessions while the broker
+// closes must not hang Close. mochi v2.7.9's own listener close path
+// (Clients.GetByListener) takes the clients read lock twice, and a session
+// removed between the two (Clients.Delete, as every clean disconnect does)
+// deadlocks the broker for good (mochi-mqtt/server#488; it hung our CI for
+// 25 minutes). Here several goroutines remove sessions without pause, so a
+// removal nearly always lands inside that window.
+func TestCloseWhileClientsLeave(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := range 20 {
+		addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		b, err := New(Options{Addr: addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
+			Registerer: prometheus.NewRegistry(), Logger: log},
+			func(string, []byte) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c := testenv.MQTTClient(t, addr, "sm-"+strconv.Itoa(i))
+		stop := make(chan struct{})
+		for range 4 {
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						b.Server().Clients.Delete("gone-device")
+					}
+				}
+			}()
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close() }()
+		select {
+		case err := <-closed:
+			close(stop)
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: broker Close hangs while clients leave", i)
+		}
+		for deadline := time.Now().Add(5 * time.Second); c.IsConnectionOpen(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: a client is still connected after Close", i)
+			}
+		}
+	}
+}
