@@ -97,6 +97,9 @@ func New(opts Options, h Handler) (*Broker, error) {
 			return nil, fmt.Errorf("broker: add hook %s: %w", hk.ID(), err)
 		}
 	}
+	if err := srv.AddHook(new(flowHook), nil); err != nil {
+		return nil, fmt.Errorf("broker: add flow hook: %w", err)
+	}
 	if err := srv.AddHook(&ingestHook{prefix: opts.Prefix + "/", reserved: opts.Reserved, handle: h, log: opts.Logger}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add ingest hook: %w", err)
 	}
@@ -137,15 +140,15 @@ func (b *Broker) Clients() int { return b.srv.Clients.Len() }
 // credentials were revoked or rotated: a revoke must not wait for the client
 // to reconnect) and returns how many it closed.
 func (b *Broker) Disconnect(username string) int {
-	n := 0
+	var theirs []*mqtt.Client
 	for _, cl := range b.srv.Clients.GetAll() {
 		if cl.Net.Inline || string(cl.Properties.Username) != username {
 			continue
 		}
-		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
-		n++
+		theirs = append(theirs, cl)
 	}
-	return n
+	disconnect(b.srv, theirs, packets.ErrNotAuthorized)
+	return len(theirs)
 }
 
 // Intake is the context for the Handler's blocking work (the spool append):
@@ -163,6 +166,28 @@ func (b *Broker) Close() error {
 		b.closeErr = b.srv.Close()
 	})
 	return b.closeErr
+}
+
+// flowHook works around a deadlock in mochi-mqtt v2.7.9: after every packet
+// from a client whose send quota is above zero, mochi calls
+// Inflight.NextImmediate, which takes the client's in-flight read lock twice;
+// a QoS 1/2 delivery to that client queued in between (Inflight.Set, from any
+// other publisher) deadlocks both, and then every publisher to it. The quota
+// is the client's MQTT 5 Receive Maximum, so the hook sets it to 0 ("none
+// given") at CONNECT, before mochi copies it into a taken-over session. The
+// broker then does not hold its QoS deliveries to that client to the
+// client's Receive Maximum. Clients that give none (every MQTT 3.1.1 client,
+// paho.mqtt.golang, the gateway's own consumer) are unaffected.
+type flowHook struct{ mqtt.HookBase }
+
+func (h *flowHook) ID() string { return "lookout-flow" }
+
+func (h *flowHook) Provides(b byte) bool { return b == mqtt.OnConnect }
+
+func (h *flowHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	cl.Properties.Props.ReceiveMaximum = 0
+	cl.State.Inflight.ResetSendQuota(0)
+	return nil
 }
 
 // ingestHook hands device publishes to the pipeline before the broker acks them.

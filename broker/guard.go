@@ -87,11 +87,12 @@ type guardedListener struct {
 	// validate is false only in tests that prove the recover net on its own.
 	validate bool
 
-	mu    sync.Mutex
-	ln    net.Listener
-	log   *slog.Logger
-	conns map[*guardConn]struct{} // every connection being served, CONNECT sent or not
-	end   atomic.Bool
+	mu      sync.Mutex
+	ln      net.Listener
+	log     *slog.Logger
+	conns   map[*guardConn]struct{} // every connection being served, CONNECT sent or not
+	serving sync.WaitGroup          // the serveConn goroutines; Add under mu while !end
+	end     atomic.Bool
 }
 
 func newGuardedListener(id, addr string, tlsConfig *tls.Config, limits Limits, maxPacket int, srv *mqtt.Server, m *guardMetrics) *guardedListener {
@@ -186,10 +187,12 @@ func (l *guardedListener) track(gc *guardConn) bool {
 		l.conns = make(map[*guardConn]struct{})
 	}
 	l.conns[gc] = struct{}{}
+	l.serving.Add(1)
 	return true
 }
 
 func (l *guardedListener) serveConn(gc *guardConn, establish listeners.EstablishFn) {
+	defer l.serving.Done()
 	defer func() {
 		l.mu.Lock()
 		delete(l.conns, gc)
@@ -221,13 +224,17 @@ func (l *guardedListener) dropClient(gc *guardConn) {
 	}
 }
 
-// Close stops accepting and closes this listener's clients. It does not call
-// mochi's closeClients: in v2.7.9 that path (Clients.GetByListener) takes the
-// clients read lock twice, and a client disconnecting in between deadlocks
-// the whole broker (mochi-mqtt/server#488). The clients are disconnected here
-// the same way instead, from one GetAll snapshot. Connections that never sent
-// CONNECT are closed too: mochi's Close waits for them, and they would hold
-// the shutdown until their CONNECT deadline.
+// Close stops accepting, disconnects this listener's clients and returns once
+// every connection it served has ended.
+//
+// It does not call mochi's closeClients: in v2.7.9 that path
+// (Clients.GetByListener) takes the clients read lock twice, and a client
+// disconnecting in between deadlocks the whole broker (mochi-mqtt/server#488).
+// The clients are disconnected here from one GetAll snapshot instead (see
+// disconnect for clients that stopped reading). Connections that never sent
+// CONNECT are closed too, so a stop does not wait out their CONNECT deadline.
+// Waiting for the served connections keeps mochi's ClientsWg.Add (made when a
+// connection starts) from racing its ClientsWg.Wait, which panics.
 func (l *guardedListener) Close(listeners.CloseFn) {
 	l.mu.Lock()
 	l.end.Store(true)
@@ -235,20 +242,54 @@ func (l *guardedListener) Close(listeners.CloseFn) {
 		_ = l.ln.Close()
 	}
 	l.mu.Unlock()
-	var clients map[string]*mqtt.Client
 	if l.srv != nil { // nil only in listener-level tests
-		clients = l.srv.Clients.GetAll()
-	}
-	for _, cl := range clients {
-		if cl.Net.Listener == l.id && !cl.Closed() {
-			_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		var mine []*mqtt.Client
+		for _, cl := range l.srv.Clients.GetAll() {
+			if cl.Net.Listener == l.id && !cl.Closed() {
+				mine = append(mine, cl)
+			}
 		}
+		disconnect(l.srv, mine, packets.ErrServerShuttingDown)
 	}
 	l.mu.Lock()
 	for gc := range l.conns {
 		_ = gc.Conn.Close()
 	}
 	l.mu.Unlock()
+	l.serving.Wait()
+}
+
+// disconnectGrace is how long disconnect lets DISCONNECT packets be written
+// before it closes the sockets under them.
+const disconnectGrace = 2 * time.Second
+
+// disconnect sends each client a DISCONNECT with code and closes it. mochi's
+// DisconnectClient waits for the client's write lock, which a client that
+// stopped reading holds for good inside a blocked socket Write (with keepalive
+// 0 there is no deadline). After disconnectGrace the sockets are closed, which
+// fails those writes, frees the locks and lets the disconnects finish.
+func disconnect(srv *mqtt.Server, clients []*mqtt.Client, code packets.Code) {
+	if len(clients) == 0 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, cl := range clients {
+			_ = srv.DisconnectClient(cl, code)
+		}
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(disconnectGrace):
+	}
+	for _, cl := range clients {
+		if cl.Net.Conn != nil {
+			_ = cl.Net.Conn.Close()
+		}
+	}
+	<-done
 }
 
 // guardConn hands mochi only whole packets that passed checkPacket. It reads

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"time"
 
@@ -75,7 +78,22 @@ type App struct {
 	apiAddr, opsAddr net.Addr // bound addresses, known after Run starts listening
 	started          chan struct{}
 	closers          []func() error
+
+	shutdownLimit time.Duration                 // bounds Run's shutdown; 0 means defaultShutdownLimit
+	hung          bool                          // Run's shutdown hit shutdownLimit: Close leaves the stores alone
+	stopped       chan struct{}                 // closed when Run's shutdown has finished, even after the limit
+	extra         []func(context.Context) error // tests only: more components for Run
 }
+
+// ErrShutdownHung is returned by Run when its shutdown did not finish within
+// the limit: the gateway exits anyway, as after a crash, rather than hang
+// until a supervisor kills it without a word about why.
+var ErrShutdownHung = errors.New("gateway: shutdown did not finish in time")
+
+// defaultShutdownLimit bounds the whole shutdown. Its steps are bounded on
+// their own (intake 10 s, the engine's drain 5 s, HTTP 10 s), so reaching it
+// means a component is stuck; systemd's default stop timeout is 90 s.
+const defaultShutdownLimit = 30 * time.Second
 
 // NewApp builds every component from cfg. Nothing listens until Run.
 func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
@@ -268,7 +286,7 @@ func (a *App) Run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 8)
+	errc := make(chan error, 8+len(a.extra))
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -330,6 +348,9 @@ func (a *App) Run(parent context.Context) error {
 			return a.consumer.Run(intakeCtx)
 		})
 	}
+	for i, f := range a.extra {
+		goRun("extra "+strconv.Itoa(i), f)
+	}
 	goRun("rate log", a.rateLog)
 	goRun("snapshot pruning", func(ctx context.Context) error {
 		a.snapshots.Run(ctx, 10*time.Minute, a.clk.Now, func(err error) { a.log.Warn("snapshots", "err", err) })
@@ -343,28 +364,50 @@ func (a *App) Run(parent context.Context) error {
 	case runErr = <-errc:
 		a.log.Error("component failed; shutting down", "err", runErr)
 	}
-	// Stop intake first: the broker stops acking, so nothing half-done is acked.
-	// Close ends the broker's Intake before it waits for the clients, so a
-	// publish blocked on a full spool (InfluxDB down) cannot hang the shutdown.
-	if a.broker != nil {
-		_ = a.broker.Close()
-	}
-	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
-	defer done()
-	stopIntake()
-	if intakeDone != nil {
-		select {
-		case <-intakeDone:
-		case <-shutCtx.Done():
+	stopped := make(chan struct{})
+	a.stopped = stopped
+	go func() {
+		defer close(stopped)
+		// Stop intake first: the broker stops acking, so nothing half-done is acked.
+		// Close ends the broker's Intake before it waits for the clients, so a
+		// publish blocked on a full spool (InfluxDB down) cannot hang the shutdown.
+		if a.broker != nil {
+			_ = a.broker.Close()
 		}
+		shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+		defer done()
+		stopIntake()
+		if intakeDone != nil {
+			select {
+			case <-intakeDone:
+			case <-shutCtx.Done():
+			}
+		}
+		a.stopRequests() // ends long-lived requests (SSE streams), which Shutdown would wait for
+		for _, s := range servers {
+			_ = s.Shutdown(shutCtx)
+		}
+		cancel()
+		wg.Wait()
+	}()
+	limit := a.shutdownLimit
+	if limit <= 0 {
+		limit = defaultShutdownLimit
 	}
-	a.stopRequests() // ends long-lived requests (SSE streams), which Shutdown would wait for
-	for _, s := range servers {
-		_ = s.Shutdown(shutCtx)
+	select {
+	case <-stopped:
+		return runErr
+	case <-time.After(limit):
 	}
-	cancel()
-	wg.Wait()
-	return runErr
+	// Every reading the broker acked is in the spool, fsynced, and SQLite is
+	// crash-safe: leaving now is a crash, which the stores are built for.
+	// Closing them under goroutines still using them could hang again.
+	a.hung = true
+	var stacks bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+	a.log.Error("shutdown did not finish; exiting without closing the stores", "limit", limit,
+		"goroutines", stacks.String())
+	return errors.Join(runErr, ErrShutdownHung)
 }
 
 func (a *App) listen(addr string, h http.Handler, cert, key string, bound *net.Addr) (*http.Server, error) {
@@ -451,6 +494,10 @@ func (a *App) rateLog(ctx context.Context) error {
 
 // Close releases what NewApp opened, in reverse order.
 func (a *App) Close() {
+	if a.hung {
+		a.log.Warn("stores left open: the shutdown hung (see the error above)")
+		return
+	}
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		if err := a.closers[i](); err != nil {
 			a.log.Warn("close", "err", err)

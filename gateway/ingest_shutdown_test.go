@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -167,4 +168,41 @@ func metricValue(t *testing.T, a *App, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestShutdownHungIsBounded: a component that ignores its context must not
+// keep the gateway from exiting. Run gives up after the shutdown limit with
+// ErrShutdownHung, and Close leaves the stores alone (closing them under a
+// live component could hang again; the stores are crash-safe).
+func TestShutdownHungIsBounded(t *testing.T) {
+	a := testApp(t, func(c *config.Config) {
+		c.HTTP.Addr = "127.0.0.1:0"
+		c.MQTT.EmbeddedAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		c.Auth.InsecureDev = true
+	})
+	release := make(chan struct{})
+	a.extra = append(a.extra, func(context.Context) error { <-release; return nil })
+	a.shutdownLimit = time.Second
+	cancel, done := runApp(t, a)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrShutdownHung) {
+			t.Fatalf("Run: %v, want ErrShutdownHung", err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("Run waits for a stuck component without limit")
+	}
+	a.Close()
+	if err := a.db.PingContext(context.Background()); err != nil {
+		t.Fatalf("Close closed the database under a running component: %v", err)
+	}
+	close(release)
+	select {
+	case <-a.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the shutdown did not finish once the component returned")
+	}
+	a.hung = false // the component is done: the test's cleanup may close the stores
 }
