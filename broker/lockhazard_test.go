@@ -43,18 +43,25 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 // filter at QoS 1 and returns the connection after the SUBACK.
 func v5Subscriber(t *testing.T, addr, clientID, filter string, receiveMax uint16) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	return subscribed(t, addr,
+		encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60,
+				ClientIdentifier: clientID},
+			Properties: packets.Properties{ReceiveMaximum: receiveMax}}, (*packets.Packet).ConnectEncode),
+		encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+			ProtocolVersion: 5, PacketID: 1, Filters: packets.Subscriptions{{Filter: filter, Qos: 1}}},
+			(*packets.Packet).SubscribeEncode))
+}
+
+// subscribed dials addr, sends connect and subscribe and returns the
+// connection after the CONNACK and SUBACK.
+func subscribed(t *testing.T, addr string, connect, subscribe []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	connect := encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60,
-			ClientIdentifier: clientID},
-		Properties: packets.Properties{ReceiveMaximum: receiveMax}}, (*packets.Packet).ConnectEncode)
-	subscribe := encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
-		ProtocolVersion: 5, PacketID: 1, Filters: packets.Subscriptions{{Filter: filter, Qos: 1}}},
-		(*packets.Packet).SubscribeEncode)
 	r := bufio.NewReader(c)
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	for _, step := range []struct {
@@ -136,30 +143,13 @@ func TestReceiveMaximumSubscriberCannotDeadlockTheBroker(t *testing.T) {
 // DisconnectClient needs too.
 func stalledSubscriber(t *testing.T, tb *testBroker, clientID, user string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", tb.addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	connect := encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 0,
-			ClientIdentifier: clientID, UsernameFlag: user != "", Username: []byte(user)}}, (*packets.Packet).ConnectEncode)
-	subscribe := encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
-		ProtocolVersion: 4, PacketID: 1, Filters: packets.Subscriptions{{Filter: "fire/#", Qos: 0}}},
-		(*packets.Packet).SubscribeEncode)
-	r := bufio.NewReader(c)
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	for _, step := range []struct {
-		send []byte
-		want byte
-	}{{connect, 0x20}, {subscribe, 0x90}} {
-		if _, err := c.Write(step.send); err != nil {
-			t.Fatal(err)
-		}
-		if h, _, err := readPacket(r); err != nil || h != step.want {
-			t.Fatalf("want packet %#x, got %#x (%v)", step.want, h, err)
-		}
-	}
+	c, _ := subscribed(t, tb.addr,
+		encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 0,
+				ClientIdentifier: clientID, UsernameFlag: user != "", Username: []byte(user)}}, (*packets.Packet).ConnectEncode),
+		encode(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+			ProtocolVersion: 4, PacketID: 1, Filters: packets.Subscriptions{{Filter: "fire/#", Qos: 0}}},
+			(*packets.Packet).SubscribeEncode))
 	// Fill the socket: 64 MiB is well past what loopback buffers hold.
 	payload := bytes.Repeat([]byte("x"), 64<<10)
 	for range 1024 {
