@@ -158,7 +158,9 @@ func TestRecoverNetContainsDecoderPanic(t *testing.T) {
 }
 
 func TestConnectTimeoutClosesIdleSocket(t *testing.T) {
-	tb := startTestBroker(t, Limits{ConnectTimeout: 300 * time.Millisecond})
+	// 2 s: the prompt client below must get its CONNECT read within it even
+	// on a loaded machine.
+	tb := startTestBroker(t, Limits{ConnectTimeout: 2 * time.Second})
 	c, err := net.Dial("tcp", tb.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +178,7 @@ func TestConnectTimeoutClosesIdleSocket(t *testing.T) {
 	// past the connect timeout (keepalive governs it now).
 	s := rawSession(t, tb.addr, 4, "prompt")
 	defer s.Close()
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(4 * time.Second)
 	_ = s.SetDeadline(time.Now().Add(3 * time.Second))
 	if _, err := s.Write([]byte{0xC0, 0}); err != nil {
 		t.Fatal(err)

@@ -104,7 +104,7 @@ func wrongRoles(r auth.Role) []auth.Role {
 // 401/403 for its own reasons, e.g. a wrong password at login).
 func do(t *testing.T, h http.Handler, method, path, token string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond) // streams (SSE) end with it
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(`{}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -112,11 +112,23 @@ func do(t *testing.T, h http.Handler, method, path, token string) int {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	h.ServeHTTP(endOnFlush{rec, cancel}, req)
 	if (rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden) && rec.Header().Get(httpauth.RefusedHeader) == "" {
 		return -rec.Code // the handler's own refusal, not the guard's
 	}
 	return rec.Code
+}
+
+// endOnFlush ends the request at its first flush: an event stream (SSE)
+// flushes once it is open, and is then answered as far as do cares.
+type endOnFlush struct {
+	*httptest.ResponseRecorder
+	end context.CancelFunc
+}
+
+func (e endOnFlush) Flush() {
+	e.ResponseRecorder.Flush()
+	e.end()
 }
 
 // TestRoleTable walks EVERY row of the route table: no credentials → 401, each

@@ -258,11 +258,12 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// freeTCPPort returns a loopback TCP port that was free a moment ago and that
-// no earlier call in this test binary returned (testenv.FreePort: two
-// back-to-back bind(:0) calls may otherwise get the same port, and
-// TestRTSPRegistryCameraEndToEnd draws two at once).
+// freeTCPPort returns a loopback TCP port for a test RTSP server: free a
+// moment ago, never returned before in this test binary, and below the
+// ephemeral range (testenv.RestartablePort), so no outgoing connection (ffmpeg's
+// own, or another test process's) takes it while the server is down between a
+// kill and a restart on it.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	return testenv.FreePort(t)
+	return testenv.RestartablePort(t)
 }
