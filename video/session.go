@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -171,7 +172,19 @@ var errGatherAborted = errors.New("video: session ended during ICE gathering")
 // offers (an empty "a=simulcast:send " list indexes past the end in getRids); the
 // panic is a bad offer like any other, so the caller releases the slot and the
 // connection and answers 400 instead of the handler dying with them held.
+//
+// An offer with a data channel (m=application) is refused: the relay carries
+// video only, and on an accepted SCTP association pion gives every channel the
+// peer opens a goroutine and a 64 KiB buffer, up to 65,535 per connection.
 func setOffer(pc *webrtc.PeerConnection, offer string) error {
+	var sd sdp.SessionDescription
+	if sd.UnmarshalString(offer) == nil { // unparsable: pion says why below
+		for _, md := range sd.MediaDescriptions {
+			if strings.EqualFold(md.MediaName.Media, "application") {
+				return fmt.Errorf("%w: data channels are not supported (the offer has an m=application section)", ErrBadOffer)
+			}
+		}
+	}
 	return guardSDP(func() error {
 		return pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
 	})

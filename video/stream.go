@@ -192,6 +192,14 @@ func (st *stream) resetSenderLocked() {
 // deliver fans one source packet out to every connected viewer's queue. A full queue
 // drops the packet for that viewer only (counted); it never blocks the source.
 func (st *stream) deliver(p *rtp.Packet) {
+	// rtp.Unmarshal strips padding from the payload but leaves the P bit set,
+	// and pion's SRTP writer sends header and payload only: a viewer would
+	// read the last media byte as the padding length and drop the packet. The
+	// padding carries nothing, so it is dropped for good. (A padding-only
+	// packet becomes an empty one, which receivers take as padding.)
+	if p.Padding {
+		p.Padding, p.Header.PaddingSize = false, 0
+	}
 	m := st.m
 	now := m.clock.Now()
 	st.lastPacket.Store(now.UnixNano())
