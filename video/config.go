@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -161,22 +163,60 @@ func (c Config) source(camera string) (Source, bool) {
 	return Source{}, false
 }
 
-// scrubCredentials removes the user info of rawURL from text (ffmpeg's
-// stderr names its input URL, password included), as it appears in the URL
-// and decoded, so the text can go to logs, events and /api/v1/streams.
-func scrubCredentials(text, rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return text
+// secretParam finds a credential passed as key=value in an RTSP URL's path
+// (Xiongmai-based cameras: /user=admin_password=…_channel=1…) or query
+// (?password=…): the value ends at the next separator or "_key=".
+var secretParam = regexp.MustCompile(`(?i)((?:password|passwd|pass|pwd|token|secret|auth|key)=)(.*?)([&;/?#]|_[a-z]+=|$)`)
+
+// urlSecrets lists the secrets in rawURL: the user info's name and password
+// (as written and decoded) and every secretParam value.
+func urlSecrets(rawURL string) []string {
+	var out []string
+	add := func(s string) {
+		if s != "" {
+			out = append(out, s)
+			if d, err := url.PathUnescape(s); err == nil && d != s {
+				out = append(out, d)
+			}
+		}
 	}
-	text = strings.ReplaceAll(text, u.User.String()+"@", "***@")
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		text = strings.ReplaceAll(text, pw, "***")
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+		add(u.User.Username())
+		if pw, ok := u.User.Password(); ok {
+			add(pw)
+		}
+		// and as written, which may escape differently from either
+		if _, rest, ok := strings.Cut(rawURL, "://"); ok {
+			rest, _, _ = strings.Cut(rest, "/") // the authority
+			if at := strings.LastIndex(rest, "@"); at >= 0 {
+				name, pw, _ := strings.Cut(rest[:at], ":")
+				add(name)
+				add(pw)
+			}
+		}
+	}
+	for _, m := range secretParam.FindAllStringSubmatch(rawURL, -1) {
+		add(m[2])
+	}
+	return out
+}
+
+// scrubCredentials removes the secrets of rawURL (urlSecrets) from text
+// (ffmpeg's stderr names its input URL, password included), so the text can go
+// to logs, events and /api/v1/streams. Longer secrets go first, so one that
+// contains another is not left half visible.
+func scrubCredentials(text, rawURL string) string {
+	secrets := urlSecrets(rawURL)
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, s := range secrets {
+		text = strings.ReplaceAll(text, s, "***")
 	}
 	return text
 }
 
-// redactURL hides credentials in an RTSP URL for logs and stats.
+// redactURL hides the credentials in an RTSP URL (user info and secretParam
+// values) for logs and stats; host, port and the rest of the path stay, so
+// an operator can still tell cameras apart.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -185,5 +225,6 @@ func redactURL(raw string) string {
 	if u.User != nil {
 		u.User = url.User("***")
 	}
-	return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
+	out := strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
+	return secretParam.ReplaceAllString(out, "${1}***${3}")
 }

@@ -107,9 +107,43 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// Camera URLs carry credentials in the user info (Hikvision, Dahua), in the
+// path (Xiongmai-based cameras) or in the query (some NVRs and Axis): none of
+// them may reach logs, events or /api/v1/streams.
 func TestRedactURL(t *testing.T) {
-	if got := redactURL("rtsp://admin:secret@10.0.0.5:554/live"); strings.Contains(got, "secret") || strings.Contains(got, "admin") {
-		t.Fatalf("credentials leak: %s", got)
+	tests := []struct {
+		url     string
+		secrets []string
+		keep    string // what an operator still needs to tell cameras apart
+	}{
+		{"rtsp://admin:secret@10.0.0.5:554/live", []string{"secret", "admin"}, "10.0.0.5:554/live"},
+		{"rtsp://admin:s%40cret@10.0.0.5/Streaming/Channels/101", []string{"s%40cret", "s@cret"}, "/Streaming/Channels/101"},
+		{"rtsp://10.0.0.6:554/user=admin_password=tlJwpbo6_channel=1_stream=0.sdp?real_stream",
+			[]string{"tlJwpbo6"}, "channel=1_stream=0.sdp"},
+		{"rtsp://10.0.0.7/axis-media/media.amp?user=root&password=hunter22&resolution=720p",
+			[]string{"hunter22"}, "resolution=720p"},
+		{"rtsp://10.0.0.8/live?token=abc123def&pwd=zz9;x=1", []string{"abc123def", "zz9"}, "x=1"},
+	}
+	for _, tc := range tests {
+		got := redactURL(tc.url)
+		for _, s := range tc.secrets {
+			if strings.Contains(got, s) {
+				t.Errorf("redactURL(%q) = %q: %q leaks", tc.url, got, s)
+			}
+		}
+		if !strings.Contains(got, tc.keep) {
+			t.Errorf("redactURL(%q) = %q: lost %q", tc.url, got, tc.keep)
+		}
+		stderr := "[rtsp @ 0x55] method DESCRIBE failed: 401 Unauthorized\n" + tc.url + ": Server returned 401"
+		scrubbed := scrubCredentials(stderr, tc.url)
+		for _, s := range tc.secrets {
+			if strings.Contains(scrubbed, s) {
+				t.Errorf("scrubCredentials(…, %q) = %q: %q leaks", tc.url, scrubbed, s)
+			}
+		}
+		if !strings.Contains(scrubbed, "401 Unauthorized") {
+			t.Errorf("scrubCredentials lost the message: %q", scrubbed)
+		}
 	}
 }
 
