@@ -102,7 +102,7 @@ type Manager struct {
 	log     *slog.Logger
 	clock   clock.Clock
 	tick    time.Duration
-	api     *webrtc.API
+	ice     iceSettings // every peer connection gets its own API from it (newPeer)
 	muxConn net.PacketConn
 	mux     ice.UDPMux
 	ffmpeg  string // resolved ffmpeg path; "" when missing
@@ -174,7 +174,8 @@ func NewManager(cfg Config, cams CameraDirectory, pub events.Publisher, reg prom
 		m.mux = webrtc.NewICEUDPMux(nil, muxed)
 		ice.mux = m.mux
 	}
-	if m.api, err = newAPI(ice); err != nil {
+	m.ice = ice
+	if _, err = newAPI(ice, nil); err != nil { // config errors surface here, not at the first viewer
 		m.closeMux()
 		return nil, err
 	}

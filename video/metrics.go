@@ -13,6 +13,7 @@ type metrics struct {
 	drops            prometheus.Counter
 	keyframeRequests prometheus.Counter
 	ffmpegStarts     prometheus.Counter
+	streamCap        prometheus.Counter // peer connections closed by streamCap
 	viewers          prometheus.Gauge
 	rejected         *prometheus.CounterVec
 	latency          prometheus.Histogram
@@ -43,6 +44,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Packets dropped because a viewer's queue was full (that viewer only)."}),
 		keyframeRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_video_keyframe_requests_total",
 			Help: "Keyframe requests (PLI) sent to sources after rate limiting."}),
+		streamCap: prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_video_peers_over_stream_cap_total",
+			Help: "Peer connections (viewers or WHIP cameras) closed for opening more than maxPeerStreams (32) RTP/RTCP streams (SSRCs)."}),
 		ffmpegStarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "lookout_video_ffmpeg_starts_total",
 			Help: "ffmpeg RTSP pull processes started (first viewer, restart after failure)."}),
 		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lookout_video_viewers",
@@ -61,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.dropRTCP = m.ingestDrops.WithLabelValues(dropReasonRTCP)
 	m.dropNotLoopback = m.ingestDrops.WithLabelValues(dropReasonNotLoopback)
 	m.dropOversize = m.ingestDrops.WithLabelValues(dropReasonOversize)
-	for _, c := range []prometheus.Collector{m.packetsIn, m.drops, m.keyframeRequests, m.ffmpegStarts, m.viewers, m.rejected, m.latency, m.ingestDrops} {
+	for _, c := range []prometheus.Collector{m.packetsIn, m.drops, m.keyframeRequests, m.streamCap, m.ffmpegStarts, m.viewers, m.rejected, m.latency, m.ingestDrops} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("video metrics: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 
@@ -116,4 +117,53 @@ func TestRTPPaddingRelayedIntact(t *testing.T) {
 	}
 	defer v.close()
 	v.waitKeyframe(t, 15*time.Second)
+}
+
+// A viewer that addresses RTCP to ever new SSRCs (each one a read stream that
+// pion keeps until the connection closes) is disconnected once past the cap;
+// its first few streams are served as usual.
+func TestPeerCyclingSSRCsIsClosed(t *testing.T) {
+	g := startGateway(t, testConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v, err := dialViewer(ctx, g.url("/api/v1/streams/cam-01/whep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.close()
+	viewers := func() int { st, _ := g.m.StreamStats("cam-01"); return st.Viewers }
+	waitFor(t, 20*time.Second, "the viewer connected", func() bool { return viewers() == 1 })
+	for i := range 8 { // a handful of SSRCs is normal
+		if err := v.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: 1000 + uint32(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if viewers() != 1 {
+		t.Fatal("a viewer with 8 extra SSRCs was disconnected")
+	}
+	for i := 8; i < 200; i++ {
+		if err := v.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: 1000 + uint32(i)}}); err != nil {
+			break // the gateway closed the connection
+		}
+	}
+	waitFor(t, 20*time.Second, "the viewer disconnected", func() bool { return viewers() == 0 })
+	if n := counterValue(t, g, "lookout_video_peers_over_stream_cap_total"); n != 1 {
+		t.Fatalf("lookout_video_peers_over_stream_cap_total = %v, want 1", n)
+	}
+}
+
+// counterValue is the value of counter name in g's registry (0 when absent).
+func counterValue(t *testing.T, g *testGateway, name string) float64 {
+	t.Helper()
+	mfs, err := g.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

@@ -87,9 +87,9 @@ func (m *Manager) addViewer(ctx context.Context, camera, offer string) (string, 
 }
 
 func (m *Manager) answerViewer(ctx context.Context, v *viewer, offer string) (string, error) {
-	pc, err := m.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := m.newPeer(func(*webrtc.PeerConnection) { m.removeViewer(v) })
 	if err != nil {
-		return "", fmt.Errorf("video: new peer connection: %w", err)
+		return "", err
 	}
 	// Hand pc to the viewer under mu and only while its slot is still reserved: a
 	// removeViewer since addViewer unlocked (RemoveCamera, SetCameraRTSP, Close)
@@ -322,11 +322,14 @@ func (m *Manager) addPublisher(ctx context.Context, camera, offer string) (strin
 	if st.kind != KindWHIP {
 		return "", "", ErrConfiguredSource
 	}
-	pc, err := m.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return "", "", fmt.Errorf("video: new peer connection: %w", err)
-	}
 	id := newSessionID()
+	pc, err := m.newPeer(func(pc *webrtc.PeerConnection) {
+		m.endPublisher(st, id, "whip session opened too many RTP streams")
+		_ = pc.Close()
+	})
+	if err != nil {
+		return "", "", err
+	}
 	fail := func(err error) (string, string, error) { _ = pc.Close(); return "", "", err }
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		return fail(fmt.Errorf("video: transceiver: %w", err))
