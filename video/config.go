@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"sort"
@@ -65,6 +66,9 @@ type Source struct {
 	Camera  string `yaml:"camera"`   // device id of the camera in the registry
 	RTSP    string `yaml:"rtsp"`     // rtsp:// URL pulled through ffmpeg on demand
 	RTPPort int    `yaml:"rtp_port"` // UDP port an encoder pushes RTP/H.264 to (payload type ignored)
+	// RTPFrom limits who may send to rtp_port: an IP or a CIDR prefix. Empty:
+	// the first sender of valid RTP is pinned, whoever it is.
+	RTPFrom string `yaml:"rtp_from"`
 }
 
 // DefaultConfig returns the settings that make `make run` work.
@@ -143,6 +147,14 @@ func (c Config) Validate() error {
 		case s.RTPPort < 1 || s.RTPPort > 65535:
 			return fmt.Errorf("%s: set rtsp (URL) or rtp_port (1..65535)", key)
 		}
+		if s.RTPFrom != "" {
+			if s.RTPPort == 0 {
+				return fmt.Errorf("%s.rtp_from: only with rtp_port", key)
+			}
+			if _, err := parseFrom(s.RTPFrom); err != nil {
+				return fmt.Errorf("%s.rtp_from: %v", key, err)
+			}
+		}
 		if s.RTPPort != 0 {
 			if ports[s.RTPPort] {
 				return fmt.Errorf("%s.rtp_port: %d used twice", key, s.RTPPort)
@@ -151,6 +163,25 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// parseFrom reads rtp_from: an IP address (one host) or a CIDR prefix.
+func parseFrom(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", s)
+	}
+	if a, bits := p.Addr(), p.Bits(); a.Is4In6() { // senders are compared unmapped
+		if bits < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix needs at least 96 bits", s)
+		}
+		p = netip.PrefixFrom(a.Unmap(), bits-96)
+	}
+	return p.Masked(), nil
 }
 
 // source finds the configured source for a camera.

@@ -27,6 +27,12 @@ type rtpIngest struct {
 
 func newRTPIngest(t *testing.T) *rtpIngest {
 	t.Helper()
+	return newRTPIngestFrom(t, "")
+}
+
+// newRTPIngestFrom is newRTPIngest with the source's rtp_from set.
+func newRTPIngestFrom(t *testing.T, from string) *rtpIngest {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +40,7 @@ func newRTPIngest(t *testing.T) *rtpIngest {
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	_ = pc.Close()
 	cfg := DefaultConfig()
-	cfg.Sources = []Source{{Camera: "cam", RTPPort: port}}
+	cfg.Sources = []Source{{Camera: "cam", RTPPort: port, RTPFrom: from}}
 	fc := clock.NewFake(time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
 	m, logs := newLoggedManager(t, cfg, fc)
 	st := m.streams["cam"]
@@ -45,7 +51,13 @@ func newRTPIngest(t *testing.T) *rtpIngest {
 // sender opens a UDP socket on its own loopback port aimed at the ingest port.
 func (g *rtpIngest) sender(t *testing.T) *net.UDPConn {
 	t.Helper()
-	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, g.to)
+	return g.senderAt(t, net.IPv4(127, 0, 0, 1))
+}
+
+// senderAt is sender from another loopback address (Linux answers all of 127/8).
+func (g *rtpIngest) senderAt(t *testing.T, ip net.IP) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: ip}, g.to)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,5 +293,29 @@ func TestRTPIngestDropsNonRTP(t *testing.T) {
 	}
 	if s, _ := g.m.StreamStats("cam"); s.Bytes != uint64(len(valid)+maxIngestPacket) {
 		t.Fatalf("relayed %d bytes, want %d", s.Bytes, len(valid)+maxIngestPacket)
+	}
+}
+
+// With rtp_from set, only senders in that prefix may latch the port, even
+// while no sender is latched (at start, after a camera reboot): the first-come
+// rule alone would let anyone who reaches the port take over the camera.
+func TestRTPIngestFromAllowList(t *testing.T) {
+	g := newRTPIngestFrom(t, "127.0.0.1/32")
+	intruder, camera := g.senderAt(t, net.IPv4(127, 0, 0, 2)), g.sender(t)
+	send(t, intruder, idr(t, 0xBAD, 1))
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(g.m.met.dropNotAllowed) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s drops = %v, want 1", dropReasonNotAllowed, testutil.ToFloat64(g.m.met.dropNotAllowed))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	send(t, camera, idr(t, 0xA, 2))
+	g.waitCounts(t, 1, 0)
+	if got := g.relayedSSRCs(1); !equalSSRCs(got, []uint32{0xA}) {
+		t.Fatalf("viewer got SSRCs %x, want only the camera's", got)
+	}
+	if s, _ := g.m.StreamStats("cam"); s.RTPSender != camera.LocalAddr().String() {
+		t.Fatalf("latched sender %q, want the camera %s", s.RTPSender, camera.LocalAddr())
 	}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	dropRTCP        prometheus.Counter // RTCP on the RTP port: no use without a return channel
 	dropNotLoopback prometheus.Counter // an RTSP stream's ffmpeg port reached from off-host
 	dropOversize    prometheus.Counter // longer than maxIngestPacket: never relayed, a cut copy would be corrupt
+	dropNotAllowed  prometheus.Counter // from outside the source's rtp_from
 }
 
 // Reasons of lookout_video_ingest_dropped_total.
@@ -34,6 +35,7 @@ const (
 	dropReasonRTCP        = "rtcp"
 	dropReasonNotLoopback = "not_loopback"
 	dropReasonOversize    = "oversize"
+	dropReasonNotAllowed  = "not_allowed"
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -64,6 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.dropRTCP = m.ingestDrops.WithLabelValues(dropReasonRTCP)
 	m.dropNotLoopback = m.ingestDrops.WithLabelValues(dropReasonNotLoopback)
 	m.dropOversize = m.ingestDrops.WithLabelValues(dropReasonOversize)
+	m.dropNotAllowed = m.ingestDrops.WithLabelValues(dropReasonNotAllowed)
 	for _, c := range []prometheus.Collector{m.packetsIn, m.drops, m.keyframeRequests, m.streamCap, m.ffmpegStarts, m.viewers, m.rejected, m.latency, m.ingestDrops} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("video metrics: %w", err)

@@ -84,6 +84,7 @@ const foreignLogEvery = 10 * time.Second
 func (st *stream) readUDP(conn *net.UDPConn) {
 	m := st.m
 	loopbackOnly := st.kind == KindRTSP
+	allowed, _ := parseFrom(st.src.RTPFrom) // validated; invalid (allow all) when empty
 	var (
 		sender   netip.AddrPort // latched sender; invalid until the first valid packet
 		epoch    uint64         // st.senderEpoch the latch belongs to
@@ -103,6 +104,10 @@ func (st *stream) readUDP(conn *net.UDPConn) {
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if loopbackOnly && !from.Addr().IsLoopback() {
 			m.met.dropNotLoopback.Inc()
+			continue
+		}
+		if allowed.IsValid() && !allowed.Contains(from.Addr()) {
+			m.met.dropNotAllowed.Inc()
 			continue
 		}
 		if n > maxIngestPacket { // filled the spare byte: cut to fit, without an error

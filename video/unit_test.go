@@ -64,6 +64,31 @@ func FuzzIsKeyframeStart(f *testing.F) {
 	})
 }
 
+// rtp_from is compared with unmapped sender addresses, so mapped forms in the
+// config must come out as the IPv4 prefix they mean, never as one that
+// matches nothing or everything.
+func TestParseFrom(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"10.1.2.3", "10.1.2.3/32"},
+		{"10.1.2.3/24", "10.1.2.0/24"},
+		{"::ffff:10.1.2.3", "10.1.2.3/32"},
+		{"::ffff:10.1.2.0/120", "10.1.2.0/24"},
+		{"fd00::1/8", "fd00::/8"},
+		{"::ffff:10.0.0.0/64", ""},
+		{"10.1.2.3/33", ""},
+		{"cam-7", ""},
+	}
+	for _, tc := range tests {
+		p, err := parseFrom(tc.in)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("parseFrom(%q) = %v, want an error", tc.in, p)
+		case tc.want != "" && (err != nil || p.String() != tc.want):
+			t.Errorf("parseFrom(%q) = %v, %v, want %s", tc.in, p, err, tc.want)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -93,6 +118,11 @@ func TestConfigValidate(t *testing.T) {
 		{"source neither", func(c *Config) { c.Sources = []Source{{Camera: "a"}} }, "sources[0]"},
 		{"source bad url", func(c *Config) { c.Sources = []Source{{Camera: "a", RTSP: "http://x/y"}} }, "sources[0].rtsp"},
 		{"source port twice", func(c *Config) { c.Sources = []Source{{Camera: "a", RTPPort: 1}, {Camera: "b", RTPPort: 1}} }, "sources[1].rtp_port"},
+		{"rtp_from ip", func(c *Config) { c.Sources = []Source{{Camera: "a", RTPPort: 1, RTPFrom: "10.1.2.3"}} }, ""},
+		{"rtp_from prefix", func(c *Config) { c.Sources = []Source{{Camera: "a", RTPPort: 1, RTPFrom: "10.1.2.0/24"}} }, ""},
+		{"rtp_from ipv6", func(c *Config) { c.Sources = []Source{{Camera: "a", RTPPort: 1, RTPFrom: "fd00::/8"}} }, ""},
+		{"rtp_from bad", func(c *Config) { c.Sources = []Source{{Camera: "a", RTPPort: 1, RTPFrom: "camera-7"}} }, "sources[0].rtp_from"},
+		{"rtp_from for rtsp", func(c *Config) { c.Sources = []Source{{Camera: "a", RTSP: "rtsp://x/y", RTPFrom: "10.0.0.1"}} }, "sources[0].rtp_from"},
 	}
 	for _, tc := range tests {
 		c := DefaultConfig()
