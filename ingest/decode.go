@@ -78,6 +78,7 @@ func Decode(prefix, topic string, payload []byte, now time.Time, lim Limits) (Re
 		Kind:     kind,
 		Time:     t,
 		Received: now,
+		DeviceTS: d.seen&seenTS != 0,
 		Fields:   d.fields,
 		Snapshot: d.snapshot,
 	}, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -236,11 +237,34 @@ func (p *Pipeline) stamp(now time.Time) time.Time {
 	}
 }
 
+// apart moves a device timestamp given to the millisecond (as every numeric
+// ts is) to a point inside that millisecond chosen by a hash of the message.
+// InfluxDB keeps one point per series and time, and two different messages
+// of one device in one millisecond are one series: an electrical monitor's
+// residual_alarm and temp_alarm, a camera's smoke and fire hits on one frame.
+// Without this, the second would overwrite the first (fields merged) while
+// both were counted as stored. The same message sent twice (a QoS 1 resend)
+// hashes alike and still lands on one point. Readings without ts already get
+// distinct times (stamp); finer device times are kept as sent.
+func apart(t time.Time, m Message) time.Time {
+	if t.Nanosecond()%int(time.Millisecond) != 0 {
+		return t
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(m.Topic))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write(m.Payload)
+	return t.Add(time.Duration(h.Sum64() % uint64(time.Millisecond)))
+}
+
 // prepare decodes, admits and tags one message.
 func (p *Pipeline) prepare(m Message, now time.Time) (Reading, error) {
 	r, err := Decode(p.cfg.TopicPrefix, m.Topic, m.Payload, now, p.cfg.Limits)
 	if err != nil {
 		return r, err
+	}
+	if r.DeviceTS {
+		r.Time = apart(r.Time, m)
 	}
 	if p.deps.Admitter != nil {
 		if err := p.deps.Admitter.Admit(&r); err != nil {

@@ -202,8 +202,8 @@ func TestPipelineStampsReadingsWithoutTS(t *testing.T) {
 	var last time.Time
 	n := 0
 	for _, r := range f.obs.rs {
-		if r.Time.Equal(f.now.Add(-time.Minute)) {
-			continue // the device's own ts is kept as sent
+		if r.Time.Truncate(time.Millisecond).Equal(f.now.Add(-time.Minute)) {
+			continue // the device's own ts is kept, within its millisecond (see TestPipelineSameMillisecond)
 		}
 		n++
 		if r.Time.Before(f.now) || r.Time.After(f.now.Add(time.Millisecond)) {
@@ -216,5 +216,42 @@ func TestPipelineStampsReadingsWithoutTS(t *testing.T) {
 	}
 	if n != 7 {
 		t.Fatalf("observed %d readings without ts, want 7", n)
+	}
+}
+
+// Two different messages of one device stamped in the same millisecond are
+// both stored: InfluxDB keeps one point per series and time, and an
+// electrical monitor's residual_alarm and temp_alarm, or a camera's smoke and
+// fire hit on one frame, are one series (measurement and device). Each gets
+// a sub-millisecond offset derived from its content, so a message sent twice
+// (a QoS 1 resend) still lands on the same point.
+func TestPipelineSameMillisecond(t *testing.T) {
+	f := newFixture(t, nil)
+	ts := f.now.Add(-time.Minute)
+	ev := func(event string) Message {
+		return Message{Topic: "fire/elec/em-1/event",
+			Payload: []byte(fmt.Sprintf(`{"ts":%d,"event":%q,"channel":1}`, ts.UnixMilli(), event))}
+	}
+	rfc := Message{Topic: "fire/elec/em-1/event",
+		Payload: []byte(`{"ts":"` + ts.Format(time.RFC3339Nano) + `","event":"arc_fault","channel":2}`)}
+	msgs := []Message{ev("residual_alarm"), ev("temp_alarm"), ev("residual_alarm"), rfc}
+	if err := f.p.HandleBatch(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.obs.rs) != len(msgs) {
+		t.Fatalf("observed %d readings, want %d", len(f.obs.rs), len(msgs))
+	}
+	times := make([]time.Time, len(f.obs.rs))
+	for i, r := range f.obs.rs {
+		times[i] = r.Time
+		if !r.Time.Truncate(time.Millisecond).Equal(ts) {
+			t.Errorf("reading %d stored at %v, outside the device's millisecond %v", i, r.Time, ts)
+		}
+	}
+	if times[0].Equal(times[1]) || times[0].Equal(times[3]) || times[1].Equal(times[3]) {
+		t.Errorf("different messages share a time: %v", times)
+	}
+	if !times[0].Equal(times[2]) {
+		t.Errorf("the same message sent twice got two times: %v and %v", times[0], times[2])
 	}
 }

@@ -55,6 +55,7 @@ type Reading struct {
 	Kind     Kind
 	Time     time.Time // device timestamp (UTC); gateway receive time when the payload has none
 	Received time.Time // gateway receive time (UTC)
+	DeviceTS bool      // Time came from the payload's ts
 	Fields   map[string]any
 
 	// Snapshot is a camera detection's decoded JPEG, if any. The pipeline saves it
