@@ -696,14 +696,19 @@ func (s *Spool) Commit(p Position) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %d is past the read position %d", ErrBadPosition, p.Offset, s.read.Offset)
 	}
-	// Persist at most every persistEvery, and always before a segment file is
-	// deleted: a position lost to a crash only replays records (harmless
-	// duplicates), but a deleted segment must never be needed again.
+	// Persist at most every persistEvery, and when a segment file is to be
+	// deleted. A position lost to a crash only replays records (harmless
+	// duplicates); one that points into a deleted segment is moved forward to
+	// the first segment left by Open. So a position that cannot be written
+	// (disk full) does not hold the commit back: the delivered segments are
+	// freed all the same, which is what frees the disk, and the write is
+	// tried again at the next commit. The error is still returned.
 	persist := time.Since(s.persisted) >= persistEvery || (len(s.segs) > 1 && s.segs[0].end() <= p.Offset)
 	s.mu.Unlock()
+	var perr error
 	if persist {
-		if err := writePosition(s.dir, p); err != nil {
-			return err
+		if perr = writePosition(s.dir, p); perr != nil {
+			persist = false
 		}
 	}
 	s.mu.Lock()
@@ -727,10 +732,10 @@ func (s *Spool) Commit(p Position) error {
 	s.mu.Unlock()
 	for _, d := range drop {
 		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("spool: remove delivered segment: %w", err)
+			return errors.Join(perr, fmt.Errorf("spool: remove delivered segment: %w", err))
 		}
 	}
-	return nil
+	return perr
 }
 
 // Rewind makes the next Read start again just after the last committed

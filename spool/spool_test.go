@@ -595,3 +595,56 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A position file that cannot be written (disk full, most often) must not
+// stop the spool: delivered segments are still freed, so appends go on, and
+// the position is written at a later commit. After a crash the older position
+// on disk only replays records (duplicates), because Open moves a position
+// that points into a deleted segment forward to the first one left.
+func TestCommitWhenPositionCannotBeWritten(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{MaxBytes: 1 << 20, SegmentBytes: 64 << 10, SyncInterval: time.Second}
+	s := open(t, dir, cfg)
+	big := func(i int) []byte { return append(rec(i), bytes.Repeat([]byte("y"), 1000)...) }
+	blocker := filepath.Join(dir, "position.tmp")
+	if err := os.Mkdir(blocker, 0o755); err != nil { // os.WriteFile to it fails
+		t.Fatal(err)
+	}
+	const n = 4000 // ~4 MiB, four times what the spool holds: only freed segments make room
+	next := 0
+	for next < n {
+		for ; next < n; next++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			err := s.Append(ctx, big(next))
+			cancel()
+			if err != nil {
+				break // full: deliver what is there
+			}
+		}
+		failed := false
+		for s.Stats().Records > 0 {
+			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			b, err := s.Read(rctx, 1<<20)
+			rcancel()
+			if err != nil {
+				t.Fatalf("read with %+v unsent: %v", s.Stats(), err)
+			}
+			failed = failed || s.Commit(b.End) != nil
+		}
+		if !failed {
+			t.Fatal("Commit reported no error although the position could not be written")
+		}
+		if st := s.Stats(); st.Records != 0 || st.Segments > 2 {
+			t.Fatalf("after delivering everything: %+v, want nothing unsent and the delivered segments freed", st)
+		}
+	}
+	s.Close()
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, cfg) // a restart with the position last written: before all of it
+	defer s.Close()
+	if st := s.Stats(); st.Records > n/10 {
+		t.Fatalf("after restart %d records are replayed; only the last segment's may be", st.Records)
+	}
+}
