@@ -195,7 +195,7 @@ func startAlertBroker(t *testing.T) (*broker.Broker, <-chan paho.Message) {
 	b, err := broker.New(broker.Options{Addr: addr, Prefix: "fire", Reserved: []string{"alerts"},
 		Hooks: []mqtt.Hook{new(mochiauth.AllowHook)}, Registerer: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		func(string, []byte) error { return nil })
+		func(context.Context, string, []byte) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

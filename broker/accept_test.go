@@ -32,7 +32,7 @@ func TestListenerSurvivesAcceptErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newGuardedListener("t", "127.0.0.1:0", nil, Limits{}, 0, nil, m)
+	l := newGuardedListener("t", "127.0.0.1:0", nil, Limits{}, 0, nil, m, nil)
 	if err := l.Init(slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,12 @@ import (
 
 // Handler consumes one device publish. It returns nil once the message is durable
 // or dead-lettered (the broker then acknowledges it); any error means "not
-// handled" and the broker withholds the acknowledgement so the device resends.
-// A handler that may block (a full spool) must give up when Broker.Intake ends.
-type Handler func(topic string, payload []byte) error
+// handled": the broker withholds the acknowledgement and closes the
+// connection, so the device resends once it has reconnected. A handler that
+// may block (a full spool) must give up when ctx ends: when the broker closes
+// the publishing client's connection (a session takeover: the device, waiting
+// for a PINGRESP its blocked read loop cannot send, reconnected) or stops.
+type Handler func(ctx context.Context, topic string, payload []byte) error
 
 // Options configure the embedded broker.
 type Options struct {
@@ -53,7 +56,7 @@ type Broker struct {
 	srv          *mqtt.Server
 	opts         Options
 	guardMetrics *guardMetrics
-	intake       context.Context // see Intake; ended by Close
+	intake       context.Context // parent of every Handler context; ended by Close
 	stopIntake   context.CancelFunc
 	closeOnce    sync.Once // mochi's Close panics when called twice
 	closeErr     error
@@ -100,16 +103,17 @@ func New(opts Options, h Handler) (*Broker, error) {
 	if err := srv.AddHook(new(flowHook), nil); err != nil {
 		return nil, fmt.Errorf("broker: add flow hook: %w", err)
 	}
-	if err := srv.AddHook(&ingestHook{prefix: opts.Prefix + "/", reserved: opts.Reserved, handle: h, log: opts.Logger}, nil); err != nil {
+	if err := srv.AddHook(&ingestHook{prefix: opts.Prefix + "/", reserved: opts.Reserved, handle: h, log: opts.Logger,
+		srv: srv, intake: b.intake}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add ingest hook: %w", err)
 	}
 	if opts.Addr != "" {
-		if err := srv.AddListener(newGuardedListener("tcp", opts.Addr, nil, opts.Limits, int(opts.MaxPacketSize), srv, gm)); err != nil {
+		if err := srv.AddListener(newGuardedListener("tcp", opts.Addr, nil, opts.Limits, int(opts.MaxPacketSize), srv, gm, b.intake)); err != nil {
 			return nil, fmt.Errorf("broker: listener %s: %w", opts.Addr, err)
 		}
 	}
 	if opts.TLSAddr != "" {
-		if err := srv.AddListener(newGuardedListener("tls", opts.TLSAddr, opts.TLSConfig, opts.Limits, int(opts.MaxPacketSize), srv, gm)); err != nil {
+		if err := srv.AddListener(newGuardedListener("tls", opts.TLSAddr, opts.TLSConfig, opts.Limits, int(opts.MaxPacketSize), srv, gm, b.intake)); err != nil {
 			return nil, fmt.Errorf("broker: listener %s: %w", opts.TLSAddr, err)
 		}
 	}
@@ -151,14 +155,11 @@ func (b *Broker) Disconnect(username string) int {
 	return len(theirs)
 }
 
-// Intake is the context for the Handler's blocking work (the spool append):
-// it ends when Close starts. mochi's Close waits for every client's read loop,
-// and a loop blocked in the Handler on a full spool would otherwise hold it
-// until the spool drains (InfluxDB back); when Intake ends the Handler gives
-// up, the publish is not acknowledged and the device sends it again later.
-func (b *Broker) Intake() context.Context { return b.intake }
-
-// Close ends intake (see Intake), stops the listeners and disconnects clients.
+// Close ends intake (every Handler context: mochi's Close waits for every
+// client's read loop, and one blocked in the Handler on a full spool would
+// otherwise hold it until InfluxDB is back; the publish then goes unacked and
+// the device sends it again later), stops the listeners and disconnects
+// clients.
 // Calls after the first return the first one's result.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
@@ -197,6 +198,8 @@ type ingestHook struct {
 	reserved []string
 	handle   Handler
 	log      *slog.Logger
+	srv      *mqtt.Server
+	intake   context.Context // for clients not on a guarded listener
 }
 
 func (h *ingestHook) ID() string { return "lookout-ingest" }
@@ -218,8 +221,19 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			return pk, nil
 		}
 	}
-	if err := h.handle(pk.TopicName, pk.Payload); err != nil {
-		h.log.Warn("reading not stored; withholding ack", "client", cl.ID, "topic", pk.TopicName, "err", err)
+	ctx := h.intake
+	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		ctx = gc.ctx
+	}
+	if err := h.handle(ctx, pk.TopicName, pk.Payload); err != nil {
+		h.log.Warn("reading not stored; withholding ack and closing the connection", "client", cl.ID,
+			"topic", pk.TopicName, "err", err)
+		// mochi would keep the connection open without the PUBACK, and an
+		// MQTT client resends only after a reconnect: close it (unless it is
+		// already going), so the device does that now.
+		if ctx.Err() == nil {
+			go disconnect(h.srv, []*mqtt.Client{cl}, packets.ErrServerBusy)
+		}
 		return pk, packets.ErrRejectPacket
 	}
 	// Readings are never retained (docs/protocol.md: devices must not set the

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -86,6 +87,7 @@ type guardedListener struct {
 	perIP     *auth.WindowLimiter
 	// validate is false only in tests that prove the recover net on its own.
 	validate bool
+	intake   context.Context // parent of each connection's context (guardConn.ctx)
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -95,7 +97,8 @@ type guardedListener struct {
 	end     atomic.Bool
 }
 
-func newGuardedListener(id, addr string, tlsConfig *tls.Config, limits Limits, maxPacket int, srv *mqtt.Server, m *guardMetrics) *guardedListener {
+func newGuardedListener(id, addr string, tlsConfig *tls.Config, limits Limits, maxPacket int, srv *mqtt.Server, m *guardMetrics,
+	intake context.Context) *guardedListener {
 	if limits.ConnectTimeout <= 0 {
 		limits.ConnectTimeout = 10 * time.Second
 	}
@@ -105,7 +108,11 @@ func newGuardedListener(id, addr string, tlsConfig *tls.Config, limits Limits, m
 	if maxPacket <= 0 {
 		maxPacket = defaultGuardPacketSize
 	}
-	l := &guardedListener{id: id, addr: addr, tlsConfig: tlsConfig, limits: limits, maxPacket: maxPacket, srv: srv, m: m, validate: true}
+	if intake == nil {
+		intake = context.Background()
+	}
+	l := &guardedListener{id: id, addr: addr, tlsConfig: tlsConfig, limits: limits, maxPacket: maxPacket, srv: srv, m: m,
+		validate: true, intake: intake}
 	if limits.ConnPerIPPerMinute > 0 {
 		l.perIP = auth.NewWindowLimiter(limits.ConnPerIPPerMinute, time.Minute)
 	}
@@ -167,7 +174,7 @@ func (l *guardedListener) Serve(establish listeners.EstablishFn) {
 				continue
 			}
 		}
-		gc := newGuardConn(conn, l.maxPacket, l.limits.ConnectTimeout, l.m, l.validate)
+		gc := newGuardConn(l.intake, conn, l.maxPacket, l.limits.ConnectTimeout, l.m, l.validate)
 		if !l.track(gc) {
 			_ = conn.Close() // Close swept the connections already
 			return
@@ -253,7 +260,7 @@ func (l *guardedListener) Close(listeners.CloseFn) {
 	}
 	l.mu.Lock()
 	for gc := range l.conns {
-		_ = gc.Conn.Close()
+		_ = gc.Close()
 	}
 	l.mu.Unlock()
 	l.serving.Wait()
@@ -297,6 +304,8 @@ func disconnect(srv *mqtt.Server, clients []*mqtt.Client, code packets.Code) {
 // buffering it, and enforces the CONNECT deadline.
 type guardConn struct {
 	net.Conn
+	ctx       context.Context // ends at Close: the Handler's context for this client's publishes
+	cancel    context.CancelFunc
 	br        *bufio.Reader
 	maxPacket int
 	m         *guardMetrics
@@ -312,9 +321,10 @@ type guardConn struct {
 	err     error
 }
 
-func newGuardConn(c net.Conn, maxPacket int, connectTimeout time.Duration, m *guardMetrics, validate bool) *guardConn {
+func newGuardConn(parent context.Context, c net.Conn, maxPacket int, connectTimeout time.Duration, m *guardMetrics, validate bool) *guardConn {
 	gc := &guardConn{Conn: c, br: bufio.NewReaderSize(c, 4096), maxPacket: maxPacket, m: m, validate: validate,
 		connectDeadline: time.Now().Add(connectTimeout)}
+	gc.ctx, gc.cancel = context.WithCancel(parent)
 	_ = c.SetReadDeadline(gc.connectDeadline)
 	return gc
 }
@@ -363,8 +373,14 @@ func (c *guardConn) Read(p []byte) (int, error) {
 
 func (c *guardConn) fail(reason string, err error) error {
 	c.m.rejected.WithLabelValues(reason).Inc()
-	_ = c.Conn.Close()
+	_ = c.Close()
 	return err
+}
+
+// Close closes the connection and ends its context (see Handler).
+func (c *guardConn) Close() error {
+	c.cancel()
+	return c.Conn.Close()
 }
 
 func (c *guardConn) next() error {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -34,7 +35,7 @@ func startTestBroker(t testing.TB, limits Limits, hooks ...mqtt.Hook) *testBroke
 	tb := &testBroker{addr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
 	b, err := New(Options{Addr: tb.addr, Prefix: "fire", Hooks: hooks, Limits: limits, MaxPacketSize: 64 << 10,
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		func(topic string, payload []byte) error { tb.received.Add(1); return nil })
+		func(context.Context, string, []byte) error { tb.received.Add(1); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestRecoverNetContainsDecoderPanic(t *testing.T) {
 	}
 	gm, _ := newGuardMetrics(nil)
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	l := newGuardedListener("raw", addr, nil, Limits{}, 0, srv, gm)
+	l := newGuardedListener("raw", addr, nil, Limits{}, 0, srv, gm, nil)
 	l.validate = false
 	if err := srv.AddListener(l); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -44,7 +47,7 @@ func TestCloseWhilePublishWaitsForSpace(t *testing.T) {
 	var b *Broker
 	b, err = New(Options{Addr: addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
 		Registerer: prometheus.NewRegistry(), Logger: log},
-		func(topic string, payload []byte) error { return p.Handle(b.Intake(), topic, payload) })
+		func(ctx context.Context, topic string, payload []byte) error { return p.Handle(ctx, topic, payload) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +114,7 @@ func TestCloseWhileClientsLeave(t *testing.T) {
 		addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 		b, err := New(Options{Addr: addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
 			Registerer: prometheus.NewRegistry(), Logger: log},
-			func(string, []byte) error { return nil })
+			func(context.Context, string, []byte) error { return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +150,88 @@ func TestCloseWhileClientsLeave(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("round %d: a client is still connected after Close", i)
 			}
+		}
+	}
+}
+
+// TestHandlerEndsWithItsConnection: a publish waiting in the handler (a full
+// spool) gives up when the broker closes its client's connection, not only at
+// shutdown. A
+// device whose read loop waits gets no PINGRESP, reconnects and resends;
+// before, every such reconnect left one more handler waiting, holding its
+// payload, for as long as the spool stayed full.
+func TestHandlerEndsWithItsConnection(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	entered, returned := make(chan struct{}, 4), make(chan error, 4)
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	b, err := New(Options{Addr: addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
+		Registerer: prometheus.NewRegistry(), Logger: log},
+		func(ctx context.Context, _ string, _ []byte) error {
+			entered <- struct{}{}
+			<-ctx.Done() // the spool never frees space
+			returned <- ctx.Err()
+			return ctx.Err()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := testenv.MQTTClient(t, addr, "sm-1")
+	c.Publish("fire/smoke/sm-1/telemetry", 1, false, `{}`)
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the publish never reached the handler")
+	}
+	// The device, without a PINGRESP, reconnects under its own id: the
+	// broker closes the old connection (session takeover).
+	testenv.MQTTClient(t, addr, "sm-1")
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler still waits after its connection ended")
+	}
+}
+
+// TestHandlerFailureClosesTheConnection: a publish the handler could not store
+// (a spool write error) is not acknowledged, and the connection is closed:
+// an MQTT client resends an unacknowledged publish only after reconnecting,
+// and mochi alone would leave the connection open without the PUBACK.
+func TestHandlerFailureClosesTheConnection(t *testing.T) {
+	tb := &testBroker{addr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
+	b, err := New(Options{Addr: tb.addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
+		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		func(context.Context, string, []byte) error {
+			return errors.New("spool: write: no space left on device")
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := rawSession(t, tb.addr, 4, "sm-1")
+	defer c.Close()
+	publish := frame(0x32, append(appendStr(nil, "fire/smoke/sm-1/telemetry"), 0, 1, '{', '}')) // QoS 1, id 1
+	if _, err := c.Write(publish); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	for {
+		h, _, err := readPacket(r)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the connection stays open after the publish was not stored")
+			}
+			return // closed by the broker
+		}
+		if h == 0x40 {
+			t.Fatal("PUBACK for a publish that was not stored")
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -39,7 +40,7 @@ func TestTLSListenerWithDevCerts(t *testing.T) {
 	b, err := New(Options{TLSAddr: addr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: pool,
 		ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}, Prefix: "fire",
 		Hooks: []mqtt.Hook{NewAuthHook(e.ma)}, Registerer: prometheus.NewRegistry(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, func(string, []byte) error { return nil })
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, func(context.Context, string, []byte) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -218,11 +218,10 @@ func NewApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, e
 		if err = a.secureBroker(&bopts); err != nil { // security: auth hooks, limits, TLS
 			return a, err
 		}
-		a.broker, err = broker.New(bopts, func(topic string, payload []byte) error {
-			// Intake ends when broker.Close starts: a publish waiting for spool
-			// space then gives up unacked instead of holding the shutdown.
-			return a.pipeline.Handle(a.broker.Intake(), topic, payload)
-		})
+		// ctx ends with the client's connection or when broker.Close starts:
+		// a publish waiting for spool space then gives up unacked instead of
+		// holding the shutdown or piling up behind a reconnected device.
+		a.broker, err = broker.New(bopts, a.pipeline.Handle)
 		if err != nil {
 			return a, err
 		}
