@@ -58,7 +58,7 @@ func TestCloseWhilePublishWaitsForSpace(t *testing.T) {
 	c := testenv.MQTTClient(t, addr, "sm-1")
 	tok := c.Publish("fire/smoke/sm-1/telemetry", 1, false,
 		`{"alarm":false,"smoke_db_m":0.01,"temperature_c":21.5,"battery_pct":80,"rssi_dbm":-75,"tamper":false}`)
-	blocked := func() bool { return counter(t, reg, "lookout_spool_blocked_total") >= 1 }
+	blocked := func() bool { return testenv.CounterValue(t, reg, "lookout_spool_blocked_total") >= 1 }
 	for deadline := time.Now().Add(5 * time.Second); !blocked(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the publish never reached the full spool")
@@ -84,21 +84,6 @@ func TestCloseWhilePublishWaitsForSpace(t *testing.T) {
 	if acc, _ := p.Counts(); acc != 0 {
 		t.Fatalf("pipeline accepted %d readings", acc)
 	}
-}
-
-// counter reads a counter (without labels) from reg; 0 when it is not there.
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
 }
 
 // TestCloseWhileClientsLeave: clients ending their sessions while the broker

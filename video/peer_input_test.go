@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 
+	"github.com/lookoutfire/lookout/internal/testenv"
 	"github.com/lookoutfire/lookout/video"
 	"github.com/lookoutfire/lookout/video/camsim"
 )
@@ -148,22 +149,7 @@ func TestPeerCyclingSSRCsIsClosed(t *testing.T) {
 		}
 	}
 	waitFor(t, 20*time.Second, "the viewer disconnected", func() bool { return viewers() == 0 })
-	if n := counterValue(t, g, "lookout_video_peers_over_stream_cap_total"); n != 1 {
+	if n := testenv.CounterValue(t, g.reg, "lookout_video_peers_over_stream_cap_total"); n != 1 {
 		t.Fatalf("lookout_video_peers_over_stream_cap_total = %v, want 1", n)
 	}
-}
-
-// counterValue is the value of counter name in g's registry (0 when absent).
-func counterValue(t *testing.T, g *testGateway, name string) float64 {
-	t.Helper()
-	mfs, err := g.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
 }

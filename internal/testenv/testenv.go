@@ -18,6 +18,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookoutfire/lookout/internal/proc"
 )
@@ -325,4 +326,20 @@ func WaitTCP(t testing.TB, addr string, d time.Duration) {
 	if err := proc.WaitTCP(addr, d); err != nil {
 		t.Fatalf("%v after %s", err, d)
 	}
+}
+
+// CounterValue is the value of the label-less counter name gathered from g,
+// 0 when g has no such counter.
+func CounterValue(t testing.TB, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
