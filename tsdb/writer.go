@@ -72,6 +72,10 @@ type Writer struct {
 	api    api.WriteAPIBlocking
 	m      *writerMetrics
 	sleep  func(ctx context.Context, d time.Duration) error
+	// limit is the batch size Run reads (Run's goroutine only): BatchSize,
+	// halved after each write that timed out, doubled back after
+	// growAfter writes in a row succeed.
+	limit, okRun int
 
 	healthy atomic.Bool
 	mu      sync.Mutex
@@ -169,6 +173,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			w.adapt(len(recs), err)
 			// Transient failure: wait, then start again from the last commit.
 			if err := w.sleep(ctx, w.retryDelay(err, attempt)); err != nil {
 				return nil
@@ -178,6 +183,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			continue
 		}
 		attempt = 0
+		w.adapt(len(recs), nil)
 		if err := w.sp.Commit(end); err != nil {
 			if errors.Is(err, spool.ErrClosed) {
 				return fmt.Errorf("influx writer: %w", err)
@@ -187,20 +193,43 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-// collect reads one batch: up to BatchSize points, waiting at most
+// growAfter is how many writes in a row must succeed before a batch size cut
+// by a timeout is doubled again.
+const growAfter = 8
+
+// adapt sets the next batch size from the last write of n points: an
+// InfluxDB too slow to take a full batch within Timeout would time out on the
+// same batch for ever (storing it each time, never committed), so a timeout
+// halves the batch; successes grow it back to BatchSize.
+func (w *Writer) adapt(n int, err error) {
+	switch {
+	case err != nil && classify(err) == kindTimeout:
+		w.limit, w.okRun = max(1, n/2), 0
+		w.log.Warn("influx write timed out; smaller batches", "points", w.limit, "timeout", w.cfg.Timeout)
+	case err == nil && w.limit < w.cfg.BatchSize:
+		if w.okRun++; w.okRun >= growAfter {
+			w.limit, w.okRun = min(w.cfg.BatchSize, 2*w.limit), 0
+		}
+	}
+}
+
+// collect reads one batch: up to limit points, waiting at most
 // FlushInterval after the first one for more.
 func (w *Writer) collect(ctx context.Context) ([][]byte, spool.Position, error) {
+	if w.limit <= 0 {
+		w.limit = w.cfg.BatchSize
+	}
 	ictx, cancel := context.WithTimeout(ctx, idlePing)
-	b, err := w.sp.Read(ictx, w.cfg.BatchSize)
+	b, err := w.sp.Read(ictx, w.limit)
 	cancel()
 	if err != nil {
 		return nil, spool.Position{}, err
 	}
 	recs, end := b.Records, b.End
-	if len(recs) < w.cfg.BatchSize {
+	if len(recs) < w.limit {
 		fctx, cancel := context.WithTimeout(ctx, w.cfg.FlushInterval)
-		for len(recs) < w.cfg.BatchSize {
-			b, err := w.sp.Read(fctx, w.cfg.BatchSize-len(recs))
+		for len(recs) < w.limit {
+			b, err := w.sp.Read(fctx, w.limit-len(recs))
 			if err != nil {
 				break
 			}

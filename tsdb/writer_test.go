@@ -271,3 +271,93 @@ func TestWriterBisectsRejectedBatch(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// slowInflux takes perLine for every line of a write, as an overloaded
+// InfluxDB does, and keeps only the writes whose answer the client waited for.
+type slowInflux struct {
+	perLine time.Duration
+	mu      sync.Mutex
+	lines   []string
+	sizes   []int // lines per request, answered or not
+}
+
+func (f *slowInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ping" {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		body = zr
+	}
+	b, _ := io.ReadAll(body)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	f.mu.Lock()
+	f.sizes = append(f.sizes, len(lines))
+	f.mu.Unlock()
+	select {
+	case <-time.After(time.Duration(len(lines)) * f.perLine):
+	case <-r.Context().Done():
+		return // the client gave up: its retry will send these again
+	}
+	f.mu.Lock()
+	f.lines = append(f.lines, lines...)
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// TestWriterShrinksBatchOnTimeout: when InfluxDB is too slow to take a full
+// batch within the write timeout, resending the same batch would time out
+// forever (and never commit what InfluxDB did store). The writer halves the
+// batch after a timeout until writes complete, so everything is delivered.
+func TestWriterShrinksBatchOnTimeout(t *testing.T) {
+	fake := &slowInflux{perLine: 4 * time.Millisecond} // 400 lines take 1.6 s, past the 1 s timeout
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	sp, err := spool.Open(t.TempDir(), spool.Config{MaxBytes: 1 << 20, SegmentBytes: 1 << 16, SyncInterval: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	cfg := DefaultConfig()
+	cfg.URL, cfg.BatchSize, cfg.FlushInterval, cfg.Timeout = srv.URL, 400, 10*time.Millisecond, time.Second
+	w, err := NewWriter(cfg, sp, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	const n = 800
+	for i := range n {
+		if err := sp.Append(context.Background(), fmt.Appendf(nil, "m,device_id=d v=%d %d", i, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for sp.Stats().Records > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if left := sp.Stats().Records; left > 0 {
+		t.Fatalf("%d of %d points still unsent after 30 s; request sizes %v", left, n, fake.sizes)
+	}
+	seen := map[string]bool{}
+	for _, l := range fake.lines {
+		seen[l] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("InfluxDB got %d distinct points, want %d", len(seen), n)
+	}
+}
