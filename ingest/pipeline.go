@@ -237,8 +237,9 @@ func (p *Pipeline) stamp(now time.Time) time.Time {
 	}
 }
 
-// apart moves a device timestamp given to the millisecond (as every numeric
-// ts is) to a point inside that millisecond chosen by a hash of the message.
+// apart returns the store time (Reading.StoreTime) of a device timestamp given
+// to the millisecond (as every numeric ts is): a point inside that
+// millisecond chosen by a hash of the message.
 // InfluxDB keeps one point per series and time, and two different messages
 // of one device in one millisecond are one series: an electrical monitor's
 // residual_alarm and temp_alarm, a camera's smoke and fire hits on one frame.
@@ -264,7 +265,7 @@ func (p *Pipeline) prepare(m Message, now time.Time) (Reading, error) {
 		return r, err
 	}
 	if r.DeviceTS {
-		r.Time = apart(r.Time, m)
+		r.StoreTime = apart(r.Time, m)
 	}
 	if p.deps.Admitter != nil {
 		if err := p.deps.Admitter.Admit(&r); err != nil {
@@ -298,7 +299,11 @@ func (p *Pipeline) saveSnapshot(r *Reading) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	name := r.Time.UTC().Format("20060102T150405.000000000Z") + ".jpg"
+	at := r.Time
+	if !r.StoreTime.IsZero() {
+		at = r.StoreTime // distinct for two detections in one millisecond
+	}
+	name := at.UTC().Format("20060102T150405.000000000Z") + ".jpg"
 	if err := os.WriteFile(filepath.Join(dir, name), r.Snapshot, 0o644); err != nil {
 		return "", err
 	}

@@ -202,8 +202,8 @@ func TestPipelineStampsReadingsWithoutTS(t *testing.T) {
 	var last time.Time
 	n := 0
 	for _, r := range f.obs.rs {
-		if r.Time.Truncate(time.Millisecond).Equal(f.now.Add(-time.Minute)) {
-			continue // the device's own ts is kept, within its millisecond (see TestPipelineSameMillisecond)
+		if r.Time.Equal(f.now.Add(-time.Minute)) {
+			continue // the device's own ts is kept as sent
 		}
 		n++
 		if r.Time.Before(f.now) || r.Time.After(f.now.Add(time.Millisecond)) {
@@ -243,9 +243,12 @@ func TestPipelineSameMillisecond(t *testing.T) {
 	}
 	times := make([]time.Time, len(f.obs.rs))
 	for i, r := range f.obs.rs {
-		times[i] = r.Time
-		if !r.Time.Truncate(time.Millisecond).Equal(ts) {
-			t.Errorf("reading %d stored at %v, outside the device's millisecond %v", i, r.Time, ts)
+		times[i] = r.StoreTime
+		if !r.StoreTime.Truncate(time.Millisecond).Equal(ts) {
+			t.Errorf("reading %d stored at %v, outside the device's millisecond %v", i, r.StoreTime, ts)
+		}
+		if !r.Time.Equal(ts) {
+			t.Errorf("reading %d has time %v, want the device's %v (alerting and the API use it)", i, r.Time, ts)
 		}
 	}
 	if times[0].Equal(times[1]) || times[0].Equal(times[3]) || times[1].Equal(times[3]) {

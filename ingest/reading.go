@@ -56,7 +56,12 @@ type Reading struct {
 	Time     time.Time // device timestamp (UTC); gateway receive time when the payload has none
 	Received time.Time // gateway receive time (UTC)
 	DeviceTS bool      // Time came from the payload's ts
-	Fields   map[string]any
+	// StoreTime, when set, is the time the reading is stored at instead of
+	// Time: Time moved inside its millisecond (see Pipeline's apart), so two
+	// readings of one device in one millisecond are two InfluxDB points.
+	// Everything else (alerting, the API) uses Time, the device's own.
+	StoreTime time.Time
+	Fields    map[string]any
 
 	// Snapshot is a camera detection's decoded JPEG, if any. The pipeline saves it
 	// under the data dir and records the file name in Fields["snapshot_file"]; it is

@@ -30,7 +30,8 @@ import (
 // EncodeReading appends one line of InfluxDB line protocol for r to dst:
 // measurement "{class}_{kind}" (e.g. smoke_telemetry), tags device_id, forest
 // and zone (when set), the payload's fields, and the device timestamp in ns
-// (the receive time when the device sent none). Snapshot bytes are never
+// (StoreTime when the pipeline set one; the receive time when the device sent
+// none). Snapshot bytes are never
 // written. It returns dst unchanged when r has no storable field.
 func EncodeReading(dst []byte, r *ingest.Reading) []byte {
 	start := len(dst)
@@ -51,7 +52,10 @@ func EncodeReading(dst []byte, r *ingest.Reading) []byte {
 	if !ok {
 		return dst[:start]
 	}
-	t := r.Time
+	t := r.StoreTime
+	if t.IsZero() {
+		t = r.Time
+	}
 	if t.IsZero() {
 		t = r.Received
 	}
