@@ -18,12 +18,15 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookoutfire/lookout/errs"
 )
 
 // Handler consumes one device publish. It returns nil once the message is durable
 // or dead-lettered (the broker then acknowledges it); any error means "not
-// handled": the broker withholds the acknowledgement and closes the
-// connection, so the device resends once it has reconnected. A handler that
+// handled": the broker withholds the acknowledgement and (QoS 1/2, and unless
+// the error wraps errs.ErrTooLarge) closes the connection, so the device
+// resends once it has reconnected. A handler that
 // may block (a full spool) must give up when ctx ends: when the broker closes
 // the publishing client's connection (a session takeover: the device, waiting
 // for a PINGRESP its blocked read loop cannot send, reconnected) or stops.
@@ -164,6 +167,16 @@ func (b *Broker) Disconnect(username string) int {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.stopIntake()
+		// Every client at once, before the listeners close one by one: a
+		// session takeover on one listener waits for the old connection, on
+		// another listener, to be closed.
+		var all []*mqtt.Client
+		for _, cl := range b.srv.Clients.GetAll() {
+			if !cl.Net.Inline && !cl.Closed() {
+				all = append(all, cl)
+			}
+		}
+		disconnect(b.srv, all, packets.ErrServerShuttingDown)
 		b.closeErr = b.srv.Close()
 	})
 	return b.closeErr
@@ -230,8 +243,10 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			"topic", pk.TopicName, "err", err)
 		// mochi would keep the connection open without the PUBACK, and an
 		// MQTT client resends only after a reconnect: close it (unless it is
-		// already going), so the device does that now.
-		if ctx.Err() == nil {
+		// already going), so the device does that now. Not for QoS 0 (never
+		// resent) nor for a record that can never fit (resending cannot help,
+		// and a reconnect loop would eat the per-IP connection budget).
+		if ctx.Err() == nil && pk.FixedHeader.Qos > 0 && !errors.Is(err, errs.ErrTooLarge) {
 			go disconnect(h.srv, []*mqtt.Client{cl}, packets.ErrServerBusy)
 		}
 		return pk, packets.ErrRejectPacket

@@ -116,9 +116,8 @@ func TestReceiveMaximumSubscriberCannotDeadlockTheBroker(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				for tb.Publish("fire/alerts/raised", []byte(`{"id":1}`), false, 1) != nil {
-					time.Sleep(time.Millisecond) // the client's write queue is full: wait, don't drop
-				}
+				// 8,000 in all stays under mochi's per-client queue (8,192), so none is dropped.
+				_ = tb.Publish("fire/alerts/raised", []byte(`{"id":1}`), false, 1)
 			}
 		}()
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -181,42 +182,59 @@ func TestHandlerEndsWithItsConnection(t *testing.T) {
 	}
 }
 
-// TestHandlerFailureClosesTheConnection: a publish the handler could not store
-// (a spool write error) is not acknowledged, and the connection is closed:
-// an MQTT client resends an unacknowledged publish only after reconnecting,
-// and mochi alone would leave the connection open without the PUBACK.
+// TestHandlerFailureClosesTheConnection: a QoS 1 publish the handler could not
+// store (a spool write error) is not acknowledged, and the connection is
+// closed: an MQTT client resends an unacknowledged publish only after
+// reconnecting, and mochi alone would leave the connection open without the
+// PUBACK. A QoS 0 publish (never resent) and one that can never fit keep the
+// connection.
 func TestHandlerFailureClosesTheConnection(t *testing.T) {
-	tb := &testBroker{addr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
-	b, err := New(Options{Addr: tb.addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
-		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		func(context.Context, string, []byte) error {
-			return errors.New("spool: write: no space left on device")
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c := rawSession(t, tb.addr, 4, "sm-1")
-	defer c.Close()
-	publish := frame(0x32, append(appendStr(nil, "fire/smoke/sm-1/telemetry"), 0, 1, '{', '}')) // QoS 1, id 1
-	if _, err := c.Write(publish); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	for {
-		h, _, err := readPacket(r)
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				t.Fatal("the connection stays open after the publish was not stored")
+	for _, tc := range []struct {
+		name   string
+		qos    byte
+		err    error
+		closed bool
+	}{
+		{"qos 1, disk error", 1, errors.New("spool: write: no space left on device"), true},
+		{"qos 0, disk error", 0, errors.New("spool: write: no space left on device"), false},
+		{"qos 1, too large", 1, fmt.Errorf("ingest: spool append: %w", spool.ErrTooLarge), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := &testBroker{addr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
+			b, err := New(Options{Addr: tb.addr, Prefix: "fire", Hooks: []mqtt.Hook{new(mochiauth.AllowHook)},
+				Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+				func(context.Context, string, []byte) error { return tc.err })
+			if err != nil {
+				t.Fatal(err)
 			}
-			return // closed by the broker
-		}
-		if h == 0x40 {
-			t.Fatal("PUBACK for a publish that was not stored")
-		}
+			if err := b.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			c := rawSession(t, tb.addr, 4, "sm-1")
+			defer c.Close()
+			body := appendStr(nil, "fire/smoke/sm-1/telemetry")
+			if tc.qos > 0 {
+				body = append(body, 0, 1) // packet id 1
+			}
+			if _, err := c.Write(frame(0x30|tc.qos<<1, append(body, '{', '}'))); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			r := bufio.NewReader(c)
+			for {
+				h, _, err := readPacket(r)
+				if err != nil {
+					ne, ok := err.(net.Error)
+					if timedOut := ok && ne.Timeout(); timedOut == tc.closed {
+						t.Fatalf("connection closed = %v, want %v", !timedOut, tc.closed)
+					}
+					return
+				}
+				if h == 0x40 {
+					t.Fatal("PUBACK for a publish that was not stored")
+				}
+			}
+		})
 	}
 }

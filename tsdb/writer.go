@@ -206,7 +206,9 @@ func (w *Writer) adapt(n int, err error) {
 	case err != nil && classify(err) == kindTimeout:
 		w.limit, w.okRun = max(1, n/2), 0
 		w.log.Warn("influx write timed out; smaller batches", "points", w.limit, "timeout", w.cfg.Timeout)
-	case err == nil && w.limit < w.cfg.BatchSize:
+	case err != nil:
+		w.okRun = 0
+	case w.limit < w.cfg.BatchSize:
 		if w.okRun++; w.okRun >= growAfter {
 			w.limit, w.okRun = min(w.cfg.BatchSize, 2*w.limit), 0
 		}

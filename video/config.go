@@ -199,8 +199,8 @@ func (c Config) source(camera string) (Source, bool) {
 // (?password=…): the value ends at the next separator or "_key=".
 var secretParam = regexp.MustCompile(`(?i)((?:password|passwd|pass|pwd|token|secret|auth|key)=)(.*?)([&;/?#]|_[a-z]+=|$)`)
 
-// urlSecrets lists the secrets in rawURL: the user info's name and password
-// (as written and decoded) and every secretParam value.
+// urlSecrets lists the secrets in rawURL: the user info's password (as
+// written and decoded) and every secretParam value.
 func urlSecrets(rawURL string) []string {
 	var out []string
 	add := func(s string) {
@@ -212,16 +212,14 @@ func urlSecrets(rawURL string) []string {
 		}
 	}
 	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
-		add(u.User.Username())
 		if pw, ok := u.User.Password(); ok {
 			add(pw)
 		}
-		// and as written, which may escape differently from either
+		// and as written, which may escape differently
 		if _, rest, ok := strings.Cut(rawURL, "://"); ok {
 			rest, _, _ = strings.Cut(rest, "/") // the authority
 			if at := strings.LastIndex(rest, "@"); at >= 0 {
-				name, pw, _ := strings.Cut(rest[:at], ":")
-				add(name)
+				_, pw, _ := strings.Cut(rest[:at], ":")
 				add(pw)
 			}
 		}
@@ -241,6 +239,14 @@ func scrubCredentials(text, rawURL string) string {
 	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
 	for _, s := range secrets {
 		text = strings.ReplaceAll(text, s, "***")
+	}
+	// The user name only where a URL's user info stands ("//admin:",
+	// "//admin@"): a short or common name would garble the whole text.
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil && u.User.Username() != "" {
+		for _, name := range []string{u.User.Username(), url.PathEscape(u.User.Username())} {
+			text = strings.ReplaceAll(text, "//"+name+":", "//***:")
+			text = strings.ReplaceAll(text, "//"+name+"@", "//***@")
+		}
 	}
 	return text
 }

@@ -106,7 +106,7 @@ func (st *stream) readUDP(conn *net.UDPConn) {
 			m.met.dropNotLoopback.Inc()
 			continue
 		}
-		if allowed.IsValid() && !allowed.Contains(from.Addr()) {
+		if allowed.IsValid() && !allowed.Contains(from.Addr().WithZone("")) { // Contains is false for any zoned address
 			m.met.dropNotAllowed.Inc()
 			continue
 		}
@@ -204,6 +204,7 @@ func (st *stream) deliver(p *rtp.Packet) {
 	// packet becomes an empty one, which receivers take as padding.)
 	if p.Padding {
 		p.Padding, p.Header.PaddingSize = false, 0
+		p.PaddingSize = 0 // the deprecated copy: rtp v1.10.6 still sets it, and Marshal would use it
 	}
 	m := st.m
 	now := m.clock.Now()

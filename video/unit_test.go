@@ -175,6 +175,10 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("scrubCredentials lost the message: %q", scrubbed)
 		}
 	}
+	// A user name is masked where it reads as one, not wherever the word occurs.
+	if got := scrubCredentials("rtsp stream: rtsp://rtsp:pw9@cam/x failed", "rtsp://rtsp:pw9@cam/x"); got != "rtsp stream: rtsp://***:***@cam/x failed" {
+		t.Errorf("scrubCredentials with user name \"rtsp\" = %q", got)
+	}
 }
 
 // newUnitManager builds a Manager on a fake clock without its background loop ticking.
