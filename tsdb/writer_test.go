@@ -93,21 +93,31 @@ type fakeInflux struct {
 	requests int
 }
 
-func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// writeBody answers /ping itself and returns a write's body, gunzipped; ok is
+// false when the request is answered already.
+func writeBody(w http.ResponseWriter, r *http.Request) (b []byte, ok bool) {
 	if r.URL.Path == "/ping" {
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil, false
 	}
 	var body io.Reader = r.Body
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), 400)
-			return
+			return nil, false
 		}
 		body = zr
 	}
-	b, _ := io.ReadAll(body)
+	b, _ = io.ReadAll(body)
+	return b, true
+}
+
+func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, ok := writeBody(w, r)
+	if !ok {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests++
@@ -282,20 +292,10 @@ type slowInflux struct {
 }
 
 func (f *slowInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/ping" {
-		w.WriteHeader(http.StatusNoContent)
+	b, ok := writeBody(w, r)
+	if !ok {
 		return
 	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		body = zr
-	}
-	b, _ := io.ReadAll(body)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	f.mu.Lock()
 	f.sizes = append(f.sizes, len(lines))
